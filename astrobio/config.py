@@ -1,0 +1,234 @@
+"""Dataclass configs with named presets; a TOML/YAML file or `section.key=value` overrides.
+
+`tiny` is the CPU default, `small` a single-GPU model, `13b` a LLaMA-2-13B-shaped LLM with the
+same encoders. Unknown keys are an error, never ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astrobio.data.schema import CLIMATE_VARIABLES
+from astrobio.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    n_samples: int = 2000
+    seed: int = 0
+    climate_levels: int = 8
+    lat: int = 16
+    lon: int = 32
+    spectrum_bins: int = 256
+    max_text_tokens: int = 96
+    vocab_size: int = 1024
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    shard_size: int = 256
+    missing_modality_rate: float = 0.1
+
+    @property
+    def climate_shape(self) -> tuple[int, int, int, int]:
+        return (len(CLIMATE_VARIABLES), self.climate_levels, self.lat, self.lon)
+
+
+@dataclass
+class LLMConfig:
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 4
+    intermediate_size: int = 256
+    vocab_size: int = 1024
+    max_position_embeddings: int = 256
+    path: str | None = None  # a local HF directory (safetensors); never downloaded
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 64
+    cnn_channels: tuple[int, ...] = (16, 32, 64)
+    gnn_hidden: int = 64
+    gnn_layers: int = 2
+    gnn_latent: int = 32
+    spectral_channels: int = 32
+    param_hidden: int = 64
+    numerical_prefix_tokens: int = 4
+    spectral_prefix_tokens: int = 4
+    fusion_layers: int = 2
+    fusion_heads: int = 4
+    dropout: float = 0.0
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+
+@dataclass
+class LossConfig:
+    habitable: float = 1.0
+    habitability_class: float = 0.5
+    surface_temperature: float = 0.5
+    biosignature: float = 0.5
+    lm: float = 0.1
+    vae_reconstruction: float = 0.1
+    vae_kl_beta: float = 1e-3
+    kl_warmup_steps: int = 200
+    physics: float = 0.1
+    uncertainty_weighting: bool = False
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    checkpoint_every: int = 200
+    eval_every: int = 200
+    max_bad_steps: int = 5
+    num_workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    backend: str = "auto"
+
+
+@dataclass
+class Config:
+    preset: str = "tiny"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _tiny() -> Config:
+    return Config(preset="tiny")
+
+
+def _small() -> Config:
+    return Config(
+        preset="small",
+        data=DataConfig(n_samples=20000, climate_levels=16, lat=32, lon=64, max_text_tokens=128,
+                        vocab_size=4096),
+        model=ModelConfig(
+            d_model=256, cnn_channels=(32, 64, 128, 256), gnn_hidden=128, gnn_layers=3,
+            gnn_latent=64, spectral_channels=64, param_hidden=128, fusion_layers=4,
+            fusion_heads=8,
+            llm=LLMConfig(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=12,
+                          intermediate_size=2048, vocab_size=4096, max_position_embeddings=512),
+        ),
+        train=TrainConfig(steps=5000, batch_size=64, lr=5e-4),
+    )
+
+
+def _13b() -> Config:
+    return Config(
+        preset="13b",
+        data=DataConfig(n_samples=20000, climate_levels=16, lat=32, lon=64, max_text_tokens=2048,
+                        vocab_size=32000),
+        model=ModelConfig(
+            d_model=1024, cnn_channels=(64, 128, 256, 512), gnn_hidden=256, gnn_layers=3,
+            gnn_latent=128, spectral_channels=128, param_hidden=256, numerical_prefix_tokens=8,
+            spectral_prefix_tokens=8, fusion_layers=4, fusion_heads=16,
+            llm=LLMConfig(hidden_size=5120, num_layers=40, num_heads=40, num_kv_heads=40,
+                          intermediate_size=13824, vocab_size=32000,
+                          max_position_embeddings=4096),
+        ),
+        train=TrainConfig(steps=1000, batch_size=1, lr=1e-4),
+    )
+
+
+PRESETS = {"tiny": _tiny, "small": _small, "13b": _13b}
+
+
+def _coerce(value, annotation, key: str):
+    """`value` (from a file or the CLI) converted to the field's declared type."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return _coerce(value, options[0], key)
+    try:
+        if annotation is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if origin is tuple:
+            (item_type, _) = typing.get_args(annotation)
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(item_type(v) for v in items)
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return annotation(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {key!r}: cannot read {value!r} as {annotation}") from None
+
+
+def _apply(obj, updates: dict, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in updates.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}; known keys here: {sorted(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {path!r} is a section; give a table of keys")
+            _apply(current, value, prefix=f"{path}.")
+        else:
+            setattr(obj, key, _coerce(value, hints[key], path))
+
+
+def _read_file(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r}: {err.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text) or {}
+        if path.suffix == ".json":
+            return json.loads(text)
+    except Exception as err:  # each parser has its own error type
+        raise ConfigError(f"config file {str(path)!r}: {err}") from None
+    raise ConfigError(f"config file {str(path)!r}: use .toml, .yaml, .yml or .json")
+
+
+def load_config(preset: str = "tiny", file: str | Path | None = None,
+                overrides: list[str] | None = None) -> Config:
+    """The preset, then the file's keys, then `section.key=value` overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    config = PRESETS[preset]()
+    if file is not None:
+        values = _read_file(Path(file))
+        values.pop("preset", None)
+        _apply(config, values)
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        *sections, leaf = key.strip().split(".")
+        nested: dict = {leaf: value.strip()}
+        for section in reversed(sections):
+            nested = {section: nested}
+        _apply(config, nested)
+    return config

@@ -1,0 +1,1 @@
+"""Triton kernels, installed as `astrobio.kernels`. Each file: kernels plus their launcher."""
