@@ -35,7 +35,7 @@ HABITABILITY_CLASSES = ("gaseous", "airless", "frozen", "temperate", "runaway")
 
 TARGETS = ("habitable", "habitability_class", "surface_temperature", "biosignature")
 
-# Metabolic graph features (see astrobio.data.synthetic.metabolism for their meaning).
+# Metabolic graph features (see astrobio.data.metabolism for their meaning).
 N_NODE_FEATURES = 16
 N_EDGE_FEATURES = 4
 
