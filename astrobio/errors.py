@@ -16,7 +16,7 @@ class DataError(AstroBioError, ValueError):
 
     def __init__(self, message: str, *, file: str | None = None, sample: str | None = None,
                  field: str | None = None):
-        self.file, self.sample, self.field = file, sample, field
+        self.message, self.file, self.sample, self.field = message, file, sample, field
         where = ", ".join(
             f"{name} {value!r}"
             for name, value in (("file", file), ("sample", sample), ("field", field))
