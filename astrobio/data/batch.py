@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from astrobio.data.sample import PlanetSample
-from astrobio.ops.graph import batch_graphs, csr_from_edges
+from astrobio.ops.graph import collate_graphs
 
 PAD_TOKEN_ID = 0
 
@@ -83,15 +83,9 @@ def _pad_tokens(samples: list[PlanetSample]):
 def multimodal_collate_fn(samples: list[PlanetSample]) -> MultiModalBatch:
     if not samples:
         raise ValueError("multimodal_collate_fn: cannot collate an empty list of samples")
-    num_nodes = [s.node_features.shape[0] for s in samples]
-    edge_index, batch, ptr = batch_graphs(
-        [torch.from_numpy(s.edge_index) for s in samples], num_nodes
-    )
-    total_nodes = int(ptr[-1])
-    edge_attr = torch.from_numpy(np.concatenate([s.edge_attr for s in samples]))
-    rowptr, col, perm = csr_from_edges(edge_index, total_nodes)
-    edge_index, edge_attr = edge_index[:, perm], edge_attr[perm]
-    rowptr_t, col_t, perm_t = csr_from_edges(edge_index.flip(0), total_nodes)
+    graphs = collate_graphs([s.edge_index for s in samples],
+                            [s.node_features.shape[0] for s in samples],
+                            [s.edge_attr for s in samples])
     input_ids, attention_mask = _pad_tokens(samples)
     return MultiModalBatch(
         climate=_stack(samples, "climate"),
@@ -102,15 +96,15 @@ def multimodal_collate_fn(samples: list[PlanetSample]) -> MultiModalBatch:
         input_ids=input_ids,
         attention_mask=attention_mask,
         node_features=torch.from_numpy(np.concatenate([s.node_features for s in samples])),
-        edge_index=edge_index,
-        edge_attr=edge_attr,
-        batch=batch,
-        ptr=ptr,
-        rowptr=rowptr,
-        col=col,
-        rowptr_t=rowptr_t,
-        col_t=col_t,
-        perm_t=perm_t,
+        edge_index=graphs.edge_index,
+        edge_attr=graphs.edge_attr,
+        batch=graphs.batch,
+        ptr=graphs.ptr,
+        rowptr=graphs.rowptr,
+        col=graphs.col,
+        rowptr_t=graphs.rowptr_t,
+        col_t=graphs.col_t,
+        perm_t=graphs.perm_t,
         present=_stack(samples, "present"),
         habitable=torch.tensor([s.habitable for s in samples], dtype=torch.long),
         habitability_class=torch.tensor([s.habitability_class for s in samples],
