@@ -27,6 +27,8 @@ def _check(name: str) -> str:
     return name
 
 
+# Dynamo cannot read a ContextVar; a compiled graph keeps the backend it was traced with.
+@torch.compiler.assume_constant_result
 def requested_backend() -> str:
     """The backend asked for by `use_backend` or `ASTROBIO_BACKEND` (default `auto`)."""
     name = _override.get()
