@@ -92,11 +92,26 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 200
     eval_every: int = 200
+    gradient_flow_every: int = 25
     max_bad_steps: int = 5
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"
     backend: str = "auto"
+
+
+@dataclass
+class ParallelConfig:
+    """How `astrobio.parallel` lays the model out over `torchrun` ranks (see that package)."""
+
+    tp: int = 1  # tensor-parallel degree of the LLM
+    dp: int = 0  # data-parallel (FSDP) degree; 0 = world size / tp
+    lora_rank: int = 0  # > 0: LoRA adapters on the LLM's projections, base frozen
+    lora_alpha: float = 16.0
+    freeze_llm: bool = False  # the LLM base gets no gradient (implied by lora_rank > 0)
+    activation_checkpointing: str = "none"  # "none" | "full" | "selective" (per decoder layer)
+    sequence_parallel: bool = True  # norms and residuals sharded over the sequence under TP
+    loss_parallel: bool = True  # the LM cross-entropy over vocabulary-sharded logits
 
 
 @dataclass
@@ -106,6 +121,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -145,6 +161,8 @@ def _13b() -> Config:
                           max_position_embeddings=4096),
         ),
         train=TrainConfig(steps=1000, batch_size=1, lr=1e-4),
+        # What `python -m astrobio.plan --preset 13b --gpus 2 --gpu-memory 24GiB` fits.
+        parallel=ParallelConfig(tp=2, lora_rank=16, activation_checkpointing="full"),
     )
 
 
@@ -231,4 +249,12 @@ def load_config(preset: str = "tiny", file: str | Path | None = None,
         for section in reversed(sections):
             nested = {section: nested}
         _apply(config, nested)
+    return config
+
+
+def config_from_dict(values: dict) -> Config:
+    """The inverse of `Config.to_dict` (as saved in run directories and checkpoints)."""
+    values = dict(values)
+    config = PRESETS[values.pop("preset", "tiny")]()
+    _apply(config, values)
     return config

@@ -1,0 +1,84 @@
+"""Classification and regression metrics on numpy arrays (no torch, no sklearn at run time)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (the Mann–Whitney U statistic, ties counted half).
+
+    NaN when only one class is present, since the area is then undefined.
+    """
+    labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    sorted_scores = scores[order]
+    ranks = np.empty(len(scores), dtype=np.float64)
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(average, counts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def f1_score(labels: np.ndarray, predictions: np.ndarray) -> float:
+    labels, predictions = np.asarray(labels).astype(bool), np.asarray(predictions).astype(bool)
+    true_pos = int((labels & predictions).sum())
+    denominator = int(labels.sum() + predictions.sum())
+    return 2.0 * true_pos / denominator if denominator else 0.0
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray,
+                               n_bins: int = 10) -> float:
+    """Σ_bins (n_bin / n) · |accuracy_bin − confidence_bin| for a binary classifier, with
+    confidence the probability of the positive class in equal-width bins over [0, 1]."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    bins = np.clip((probabilities * n_bins).astype(int), 0, n_bins - 1)
+    error = 0.0
+    for b in range(n_bins):
+        in_bin = bins == b
+        if in_bin.any():
+            error += in_bin.mean() * abs(labels[in_bin].mean() - probabilities[in_bin].mean())
+    return float(error)
+
+
+def reliability_curve(labels: np.ndarray, probabilities: np.ndarray, n_bins: int = 10):
+    """(bin centres, mean predicted probability, observed frequency, count) per bin."""
+    labels = np.asarray(labels, dtype=np.float64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    bins = np.clip((probabilities * n_bins).astype(int), 0, n_bins - 1)
+    centres = (np.arange(n_bins) + 0.5) / n_bins
+    counts = np.bincount(bins, minlength=n_bins)
+    confidence = np.bincount(bins, probabilities, minlength=n_bins) / np.maximum(counts, 1)
+    frequency = np.bincount(bins, labels, minlength=n_bins) / np.maximum(counts, 1)
+    return centres, confidence, frequency, counts
+
+
+def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    labels = np.asarray(labels).astype(int)
+    predictions = np.asarray(probabilities) >= 0.5
+    return {
+        "accuracy": float((predictions == labels.astype(bool)).mean()),
+        "auroc": auroc(labels, probabilities),
+        "f1": f1_score(labels, predictions),
+        "ece": expected_calibration_error(labels, probabilities),
+    }
+
+
+def per_class_report(labels: np.ndarray, predictions: np.ndarray,
+                     class_names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support per class."""
+    report = {}
+    for index, name in enumerate(class_names):
+        true_pos = int(((predictions == index) & (labels == index)).sum())
+        predicted, support = int((predictions == index).sum()), int((labels == index).sum())
+        precision = true_pos / predicted if predicted else 0.0
+        recall = true_pos / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        report[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return report

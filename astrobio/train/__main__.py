@@ -1,0 +1,104 @@
+"""`python -m astrobio.train`: train the unified system (default: `tiny` preset on built-in data).
+
+With no arguments it builds and caches the default synthetic dataset if absent, trains on the
+CPU (or the GPU when there is one) with a progress bar, checkpoints, evaluates on the test split
+and prints a table. `--set section.key=value` overrides any config field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from astrobio.config import load_config
+from astrobio.errors import AstroBioError
+from astrobio.eval.evaluate import flat_metrics
+from astrobio.parallel.mesh import is_distributed_launch, is_main_rank
+from astrobio.train.trainer import TrainingDiverged, train
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m astrobio.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiny", help="tiny (CPU default), small or 13b")
+    parser.add_argument("--config", help="a TOML/YAML/JSON file overriding preset fields")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one field, e.g. --set model.d_model=32 (repeatable)")
+    parser.add_argument("--data", help="dataset directory (built there if absent; default: "
+                        "a cache under $ASTROBIO_DATA_DIR or ~/.cache/astrobio)")
+    parser.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
+    parser.add_argument("--steps", type=int, help="optimizer steps")
+    parser.add_argument("--epochs", type=float, help="train for this many passes over the "
+                        "train split instead of --steps")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--backend", help="kernel backend: auto, reference, triton, cuda")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # Distributed training (astrobio.parallel), used when torchrun starts several ranks.
+    parser.add_argument("--tp", type=int, help="tensor-parallel degree of the LLM")
+    parser.add_argument("--dp", type=int, help="data-parallel (FSDP) degree (default: rest)")
+    parser.add_argument("--lora-rank", type=int, help="LoRA adapters on a frozen LLM base")
+    parser.add_argument("--activation-checkpointing", choices=("none", "full", "selective"))
+    parser.add_argument("--llm-path", help="local HF directory with the LLM's weights")
+    return parser.parse_args(argv)
+
+
+def _overrides(args) -> list[str]:
+    flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
+             "train.lr": args.lr, "train.device": args.device, "train.backend": args.backend,
+             "train.seed": args.seed, "parallel.tp": args.tp, "parallel.dp": args.dp,
+             "parallel.lora_rank": args.lora_rank,
+             "parallel.activation_checkpointing": args.activation_checkpointing,
+             "model.llm.path": args.llm_path}
+    return list(args.set) + [f"{key}={value}" for key, value in flags.items()
+                             if value is not None]
+
+
+def print_table(results: dict) -> None:
+    rows = flat_metrics(results)
+    width = max(len(k) for k in rows)
+    print(f"\ntest split ({results['n']} planets)")
+    for key, value in rows.items():
+        print(f"  {key:<{width}}  {value:.4f}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.resume and not args.out:
+        print("error: --resume needs --out, the run directory to continue", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.preset, args.config, _overrides(args))
+        if args.epochs is not None:
+            from astrobio.data.dataset import AstroBioDataset, ensure_default_dataset
+
+            root = ensure_default_dataset(config.data, args.data, progress=not args.quiet)
+            train_size = len(AstroBioDataset(root, "train"))
+            config.train.steps = max(1, round(args.epochs * train_size / config.train.batch_size))
+            args.data = str(root)
+        out = Path(args.out or f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run = train
+        if is_distributed_launch():
+            if args.out is None:
+                print("error: under torchrun give --out (every rank writes to one run "
+                      "directory)", file=sys.stderr)
+                return 2
+            from astrobio.parallel.train import train_distributed as run
+        results = run(config, out, args.data, resume=args.resume, progress=not args.quiet)
+    except (AstroBioError, TrainingDiverged, FileExistsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if not is_main_rank():
+        return 0
+    print_table(results)
+    print(f"\nrun directory: {out}  (evaluate: python -m astrobio.evaluate --run {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""The training loop of the unified system: one loss, every encoder, checkpoints, guards."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from astrobio.config import Config
+from astrobio.data.dataset import AstroBioDataset, ensure_default_dataset
+from astrobio.data.loader import make_loader
+from astrobio.errors import ConfigError
+from astrobio.eval.evaluate import flat_metrics, predict, score
+from astrobio.models import UnifiedMultiModalSystem
+from astrobio.ops import use_backend
+from astrobio.train import checkpoint
+from astrobio.train.checkpoint import restore_rng_states
+from astrobio.train.losses import UncertaintyWeighting, compute_losses, supervised_terms
+from astrobio.train.schedule import warmup_cosine
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many non-finite losses in a row; the last good checkpoint is kept."""
+
+
+@dataclass
+class RunFiles:
+    """Where a run keeps its outputs."""
+
+    root: Path
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / checkpoint.CHECKPOINT_NAME
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def gradient_flow(self) -> Path:
+        return self.root / "gradient_flow.jsonl"
+
+    @property
+    def test_metrics(self) -> Path:
+        return self.root / "test_metrics.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for, but CUDA is not available here")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _truncate_jsonl(path: Path, keep) -> None:
+    if path.exists():
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        path.write_text("".join(json.dumps(r) + "\n" for r in records if keep(r)))
+
+
+def _forever(loader):
+    """Batches across epoch boundaries; the loader's sampler tracks the position."""
+    while True:
+        yield from loader
+
+
+def gradient_norms(loss: torch.Tensor, modules: dict[str, torch.nn.Module]) -> dict[str, float]:
+    """‖∂loss/∂θ‖ over each module's parameters, leaving `.grad` untouched."""
+    names = list(modules)
+    params = [[p for p in modules[n].parameters() if p.requires_grad] for n in names]
+    flat = [p for group in params for p in group]
+    grads = torch.autograd.grad(loss, flat, retain_graph=True, allow_unused=True)
+    norms, start = {}, 0
+    for name, group in zip(names, params):
+        squares = [g.float().square().sum() for g in grads[start:start + len(group)]
+                   if g is not None]
+        norms[name] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+        start += len(group)
+    return norms
+
+
+def _same_run(saved: dict, config: Config) -> None:
+    """Resuming with another model, data or loss would silently train something else."""
+    current = config.to_dict()
+    for section in ("data", "model", "loss"):
+        if saved[section] != current[section]:
+            raise ConfigError(
+                f"--resume: the run was trained with a different {section} config; resume with "
+                f"the same preset, config file and overrides (saved: {saved[section]})"
+            )
+
+
+def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = None,
+          resume: bool = False, progress: bool = True) -> dict:
+    """Train `config` into `run_dir`; returns the test metrics. See `python -m astrobio.train`."""
+    files = RunFiles(run_dir)
+    files.root.mkdir(parents=True, exist_ok=True)
+    saved = None
+    if resume:
+        if not files.checkpoint.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {files.checkpoint}")
+        saved = checkpoint.load(files.checkpoint)
+        _same_run(saved["config"], config)
+    elif files.checkpoint.exists():
+        raise FileExistsError(f"{files.root} already holds a run; pass --resume to continue it "
+                              "or choose another --out")
+
+    cfg = config.train
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    root = ensure_default_dataset(config.data, data_dir, progress=progress)
+    loader = make_loader(AstroBioDataset(root, "train"), cfg.batch_size, shuffle=True,
+                         num_workers=cfg.num_workers, seed=cfg.seed, drop_last=True)
+    model = UnifiedMultiModalSystem(config).to(device)
+    uncertainty = UncertaintyWeighting().to(device) if config.loss.uncertainty_weighting else None
+    params = [p for m in (model, uncertainty) if m is not None for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  fused=device.type == "cuda")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
+    step = 0
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        if uncertainty is not None:
+            uncertainty.load_state_dict(saved["uncertainty"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        loader.load_state_dict(saved["data_position"])
+        step = saved["step"]
+        restore_rng_states(saved["rng"])
+        # What was logged after the checkpoint is redone by this run.
+        _truncate_jsonl(files.metrics, lambda r: r["step"] <= step)
+        _truncate_jsonl(files.gradient_flow, lambda r: r["step"] < step)
+    else:
+        for stale in (files.metrics, files.gradient_flow):
+            stale.unlink(missing_ok=True)
+    files.config.write_text(json.dumps({**config.to_dict(), "data_dir": str(root)}, indent=2))
+
+    def save(step: int) -> None:
+        checkpoint.save_atomic({
+            "step": step, "config": config.to_dict(), "data_dir": str(root),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "data_position": loader.state_dict(),
+            "uncertainty": uncertainty.state_dict() if uncertainty is not None else None,
+            "rng": checkpoint.rng_states(),
+        }, files.checkpoint)
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    writer = _tensorboard(files.root)
+    batches = _forever(loader)
+    bad_in_row = 0
+    model.train()
+    with use_backend(cfg.backend), tqdm(total=cfg.steps, initial=step, desc="train",
+                                        unit="step", disable=not progress) as bar:
+        while step < cfg.steps:
+            started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            finite = True
+            sums: dict[str, float] = {}
+            for micro in range(cfg.grad_accum):
+                batch = next(batches).to(device, non_blocking=True)
+                with autocast:
+                    output = model(batch)
+                    total, terms = compute_losses(output, batch, config.loss, step, uncertainty)
+                if not torch.isfinite(total):
+                    finite = False
+                    break
+                if micro == 0 and step % cfg.gradient_flow_every == 0:
+                    habitable_loss = supervised_terms(output, batch)["habitable"]
+                    flow = gradient_norms(habitable_loss, _flow_modules(model))
+                    _append_jsonl(files.gradient_flow, {"step": step, **flow})
+                (total / cfg.grad_accum).backward()
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0.0) + float(value) / cfg.grad_accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if finite else None
+            if not finite or not torch.isfinite(grad_norm):
+                bad_in_row += 1
+                warnings.warn(f"step {step}: non-finite loss or gradient; step skipped "
+                              f"({bad_in_row} in a row)", RuntimeWarning, stacklevel=1)
+                if bad_in_row >= cfg.max_bad_steps:
+                    raise TrainingDiverged(
+                        f"{bad_in_row} non-finite steps in a row at step {step}; stopped. The "
+                        f"last good checkpoint is {files.checkpoint} (lower --lr, or check the "
+                        "data with `python -m astrobio.data validate`)")
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                bad_in_row = 0
+                optimizer.step()
+                scheduler.step()
+            step += 1
+            record = {"step": step, "lr": scheduler.get_last_lr()[0],
+                      "grad_norm": float(grad_norm) if finite else None,
+                      "step_time_s": time.perf_counter() - started,
+                      **{f"loss/{name}": value for name, value in sums.items()}}
+            _append_jsonl(files.metrics, record)
+            if writer is not None:
+                for name, value in sums.items():
+                    writer.add_scalar(f"loss/{name}", value, step)
+            bar.set_postfix(loss=f"{sums.get('total', float('nan')):.4f}")
+            bar.update(1)
+            if step % cfg.eval_every == 0 and step < cfg.steps:
+                val = score(predict(model, _eval_loader(root, "val", cfg), device))
+                _append_jsonl(files.metrics, {"step": step, **{f"val/{k}": v for k, v in
+                                                               flat_metrics(val).items()}})
+                model.train()
+            # During a run of skipped steps the last good checkpoint stays as it is.
+            if bad_in_row == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+                save(step)
+    if writer is not None:
+        writer.close()
+
+    results = score(predict(model, _eval_loader(root, "test", cfg), device))
+    files.test_metrics.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _flow_modules(model) -> dict[str, torch.nn.Module]:
+    return {**model.modality_modules(), "fusion": model.fusion, "heads": model.heads}
+
+
+def _eval_loader(root: Path, split: str, cfg):
+    return make_loader(AstroBioDataset(root, split), cfg.batch_size, shuffle=False,
+                       num_workers=cfg.num_workers)
+
+
+def _tensorboard(root: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(root / "tensorboard"))

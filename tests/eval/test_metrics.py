@@ -1,0 +1,44 @@
+"""Metrics against scikit-learn and hand-computed cases."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from astrobio.eval.metrics import (
+    auroc,
+    binary_metrics,
+    expected_calibration_error,
+    f1_score,
+    per_class_report,
+)
+
+
+def test_auroc_and_f1_match_sklearn(rng):
+    labels = rng.integers(0, 2, 301)
+    scores = np.round(rng.random(301) + 0.3 * labels, 2)  # rounding makes ties
+    assert auroc(labels, scores) == pytest.approx(skm.roc_auc_score(labels, scores), abs=1e-12)
+    predictions = scores > 0.6
+    assert f1_score(labels, predictions) == pytest.approx(skm.f1_score(labels, predictions))
+    assert np.isnan(auroc(np.ones(5), rng.random(5)))
+
+
+def test_ece_hand_computed():
+    # bin [0.1,0.2): probabilities 0.15, 0.15, labels 0, 1 -> |0.5 - 0.15| * 2/4
+    # bin [0.9,1.0]: probabilities 0.95, 1.0, labels 1, 1  -> |1 - 0.975| * 2/4
+    labels = np.array([0, 1, 1, 1])
+    probs = np.array([0.15, 0.15, 0.95, 1.0])
+    assert expected_calibration_error(labels, probs) == pytest.approx(0.35 / 2 + 0.025 / 2)
+    metrics = binary_metrics(labels, probs)
+    assert metrics["accuracy"] == 0.75
+
+
+def test_per_class_report_matches_sklearn(rng):
+    labels = rng.integers(0, 4, 200)
+    predictions = np.where(rng.random(200) < 0.7, labels, rng.integers(0, 4, 200))
+    report = per_class_report(labels, predictions, ("a", "b", "c", "d"))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(labels, predictions)
+    for i, name in enumerate("abcd"):
+        assert report[name]["precision"] == pytest.approx(precision[i])
+        assert report[name]["recall"] == pytest.approx(recall[i])
+        assert report[name]["f1"] == pytest.approx(f1[i])
+        assert report[name]["support"] == support[i]

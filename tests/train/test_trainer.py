@@ -1,0 +1,100 @@
+"""The training loop: a run end to end, exact resume after a kill, and the non-finite guard."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from astrobio.config import load_config
+from astrobio.evaluate import evaluate_run
+from astrobio.train import trainer
+from astrobio.train.__main__ import main as train_main
+from astrobio.train.trainer import TrainingDiverged, train
+
+
+def _losses(run_dir):
+    """step -> total loss; a step logged twice is an error, so resume must not repeat one."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    steps = [r["step"] for r in records if "loss/total" in r]
+    assert len(steps) == len(set(steps)), f"steps logged twice: {steps}"
+    return {r["step"]: r["loss/total"] for r in records if "loss/total" in r}
+
+
+def test_cli_trains_checkpoints_and_evaluates(tmp_path, small_dataset, small_overrides, capsys):
+    run = tmp_path / "run"
+    argv = ["--data", str(small_dataset), "--out", str(run), "--quiet"]
+    for item in small_overrides:
+        argv += ["--set", item]
+    assert train_main(argv) == 0
+    assert "habitable_auroc" in capsys.readouterr().out
+    assert sorted(_losses(run)) == list(range(1, 7))
+    assert all(torch.isfinite(torch.tensor(list(_losses(run).values()))))
+    flow = [json.loads(line) for line in (run / "gradient_flow.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in flow] == [0, 2, 4]
+    for encoder in ("climate", "graph", "spectrum", "params", "text"):
+        assert all(r[encoder] > 0 for r in flow), encoder
+    results = evaluate_run(run)
+    assert set(results["ablation_auroc"]) == {"climate", "graph", "spectrum", "params", "text"}
+    for plot in ("loss_curves", "ablation", "gradient_flow", "reliability"):
+        assert (run / "evaluation" / f"{plot}.png").stat().st_size > 1000
+    # a second run into the same directory must not overwrite it
+    assert train_main(argv) == 1
+
+
+KILL_AT_STEP_3 = """
+import os, signal, sys
+from astrobio.train import trainer
+log = trainer._append_jsonl
+def log_then_die(path, record):
+    log(path, record)
+    if record.get("step") == 3 and "loss/total" in record:
+        os.kill(os.getpid(), signal.SIGKILL)
+trainer._append_jsonl = log_then_die
+from astrobio.train.__main__ import main
+main(sys.argv[1:])
+"""
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path, small_dataset, small_overrides):
+    """SIGKILL a run after step 3 (checkpoints at 2 and 4), resume it, and compare every loss
+    with a run that was never interrupted."""
+    args = ["--data", str(small_dataset), "--quiet"]
+    for item in small_overrides:
+        args += ["--set", item]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run([sys.executable, "-m", "astrobio.train", *args, "--out", str(whole)],
+                   check=True, capture_output=True)
+    died = subprocess.run([sys.executable, "-c", KILL_AT_STEP_3, *args, "--out", str(killed)],
+                          capture_output=True)
+    assert died.returncode == -signal.SIGKILL
+    assert max(_losses(killed)) == 3
+    assert torch.load(killed / "checkpoint.pt", weights_only=False)["step"] == 2
+
+    subprocess.run([sys.executable, "-m", "astrobio.train", *args, "--out", str(killed),
+                    "--resume"], check=True, capture_output=True)
+    resumed, expected = _losses(killed), _losses(whole)
+    assert sorted(resumed) == list(range(1, 7))
+    assert resumed == expected
+    flow = (killed / "gradient_flow.jsonl").read_text()
+    assert flow == (whole / "gradient_flow.jsonl").read_text()
+
+
+def test_non_finite_losses_skip_then_stop(tmp_path, small_dataset, small_overrides, monkeypatch):
+    config = load_config("tiny", overrides=small_overrides + ["train.max_bad_steps=3",
+                                                              "train.steps=8"])
+    real = trainer.compute_losses
+
+    def poisoned_after_two_steps(output, batch, loss_config, step, uncertainty=None):
+        total, terms = real(output, batch, loss_config, step, uncertainty)
+        return (total * float("nan") if step >= 2 else total), terms
+
+    monkeypatch.setattr(trainer, "compute_losses", poisoned_after_two_steps)
+    with pytest.warns(RuntimeWarning, match="non-finite"), pytest.raises(TrainingDiverged):
+        train(config, tmp_path / "run", small_dataset, progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2
+    assert all(torch.isfinite(p).all() for p in state["model"].values())
