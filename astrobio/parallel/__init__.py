@@ -1,0 +1,18 @@
+"""Parallel plans applied from outside to the unchanged `UnifiedMultiModalSystem`.
+
+    mesh.py             the (dp, tp) DeviceMesh of a torchrun job
+    tensor_parallel.py  DTensor TP + sequence parallelism of the LLM, loss parallelism
+    lora.py             LoRA adapters on the frozen LLM base (TP-aware)
+    checkpointing.py    activation checkpointing of decoder layers (full, selective)
+    fsdp.py             FSDP2 fully_shard of encoders, fusion and heads (and the LLM, dp > 1)
+    parallelize.py      the whole plan in order; AdamW and gradient clipping over DTensors
+    dcp.py              sharded checkpoints (torch.distributed.checkpoint), N ranks -> M
+    memory.py           per-rank memory: analytic model and fake-tensor measurement
+    train.py            the distributed training loop behind `torchrun -m astrobio.train`
+"""
+
+from astrobio.parallel.mesh import init_mesh, is_distributed_launch
+from astrobio.parallel.parallelize import adamw, clip_grad_norm_, freeze_llm_base, parallelize
+
+__all__ = ["adamw", "clip_grad_norm_", "freeze_llm_base", "init_mesh", "is_distributed_launch",
+           "parallelize"]

@@ -1,0 +1,76 @@
+"""`parallelize`: the whole plan (LoRA / freezing, TP, activation checkpointing, FSDP) applied to
+an unchanged `UnifiedMultiModalSystem`, in torchtitan's order: TP first (it names modules by
+their original paths), then checkpoint wrappers, then FSDP units over whole wrapped layers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.tensor import DTensor
+
+from astrobio.config import ParallelConfig
+from astrobio.parallel.checkpointing import apply_activation_checkpointing
+from astrobio.parallel.fsdp import apply_fsdp
+from astrobio.parallel.lora import apply_lora
+from astrobio.parallel.tensor_parallel import apply_tensor_parallel
+
+
+def freeze_llm_base(model: nn.Module, parallel: ParallelConfig) -> None:
+    """LoRA adapters on a frozen base, or a frozen base alone, as `parallel` says."""
+    if parallel.lora_rank > 0:
+        apply_lora(model.llm.lm, parallel.lora_rank, parallel.lora_alpha)
+    elif parallel.freeze_llm:
+        model.llm.lm.requires_grad_(False)
+
+
+def parallelize(model: nn.Module, mesh: DeviceMesh, parallel: ParallelConfig,
+                extra: list[nn.Module] = (), low_precision: bool | None = None) -> nn.Module:
+    """Apply the plan to `model` in place over the `(dp, tp)` `mesh`; `extra` modules (e.g. the
+    loss's `UncertaintyWeighting`) are FSDP units too; `low_precision` (default: on CUDA)
+    makes FSDP compute in bf16. Returns `model`."""
+    freeze_llm_base(model, parallel)
+    if mesh["tp"].size() > 1:
+        apply_tensor_parallel(model.llm, mesh["tp"], parallel.sequence_parallel,
+                              parallel.loss_parallel)
+    apply_activation_checkpointing(model.llm.lm.model.layers, parallel.activation_checkpointing)
+    apply_fsdp(model, mesh["dp"], list(extra), low_precision)
+    return model
+
+
+def uses_loss_parallel(mesh: DeviceMesh, parallel: ParallelConfig) -> bool:
+    return parallel.loss_parallel and mesh["tp"].size() > 1
+
+
+def trainable_parameters(*modules: nn.Module | None) -> list[nn.Parameter]:
+    return [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+
+
+def adamw(params: list[nn.Parameter], lr: float, weight_decay: float,
+          foreach: bool | None = None) -> torch.optim.AdamW:
+    """AdamW with one parameter group per kind of tensor (plain, or DTensor on each mesh):
+    the foreach kernels take one kind per call (plain and DTensor, or two meshes, do not mix)."""
+    groups: dict[object, list[nn.Parameter]] = {}
+    for p in params:
+        key = p.device_mesh if isinstance(p, DTensor) else None  # meshes hash by ranks
+        groups.setdefault(key, []).append(p)
+    return torch.optim.AdamW([{"params": g} for g in groups.values()], lr=lr,
+                             weight_decay=weight_decay, foreach=foreach)
+
+
+def clip_grad_norm_(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """`torch.nn.utils.clip_grad_norm_` over a mix of plain, TP- and FSDP-sharded (DTensor)
+    gradients: each norm^2 is reduced over its own mesh before the sum."""
+    grads = [p.grad for p in params if p.grad is not None]
+    squares = []
+    for grad in grads:
+        square = grad.float().square().sum()
+        squares.append(square.full_tensor() if isinstance(square, DTensor) else square)
+    if not squares:
+        return torch.zeros(())
+    total = torch.stack(squares).sum().sqrt()
+    scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for grad in grads:
+        grad.mul_(scale.to(grad.device))
+    return total

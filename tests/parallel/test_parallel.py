@@ -1,0 +1,161 @@
+"""Tensor / data parallelism, LoRA, activation checkpointing and DCP on 2 gloo ranks (CPU),
+against the single-process model as the truth; and the memory planner."""
+
+from __future__ import annotations
+
+import json
+
+import _workers as W  # tests/parallel is on sys.path (rootdir-less test dirs)
+import pytest
+import torch
+
+from astrobio.models import UnifiedMultiModalSystem
+from astrobio.parallel import dcp
+from astrobio.parallel.parallelize import freeze_llm_base
+from astrobio.train.trainer import train
+
+pytestmark = pytest.mark.timeout(300)
+
+BATCH = 4
+CASES = [
+    ["parallel.tp=2"],
+    ["parallel.tp=2", "parallel.sequence_parallel=false", "parallel.loss_parallel=false",
+     "parallel.activation_checkpointing=full"],
+    ["parallel.tp=2", "parallel.lora_rank=4", "parallel.activation_checkpointing=selective"],
+]
+
+
+def reference(extra: list[str], batches):
+    """The single-process model: loss and gradients averaged over `batches`."""
+    config = W.small_config(*extra)
+    losses, grads = [], {}
+    for batch in batches:
+        torch.manual_seed(0)
+        model = UnifiedMultiModalSystem(config)
+        freeze_llm_base(model, config.parallel)
+        loss, g = W.loss_and_grads(model, config, batch)
+        losses.append(loss)
+        for name, value in g.items():
+            grads[name] = grads.get(name, 0) + value / len(batches)
+    return sum(losses) / len(losses), grads
+
+
+def assert_same_gradients(got: dict, want: dict):
+    """fp32 against fp32 summed in another order: 1e-5 over all gradients together, 1e-4 for
+    each tensor (a small bias gradient sums a few terms that nearly cancel)."""
+    assert set(got) == set(want), set(got) ^ set(want)
+    difference = sum(float((got[n] - w).square().sum()) for n, w in want.items()) ** 0.5
+    norm = sum(float(w.square().sum()) for w in want.values()) ** 0.5
+    assert norm > 0 and difference / norm <= 1e-5, difference / norm
+    for name, value in want.items():
+        error = float((got[name] - value).norm()) / max(float(value.norm()), 1e-6)
+        assert error <= 1e-4, (name, error)
+
+
+@pytest.mark.distributed
+def test_tp2_loss_gradients_and_checkpoint_match_single_process(tmp_path, test_seed):
+    ckpt = tmp_path / "ckpt"
+    ranks = W.run_ranks(W.equivalence_rank, 2, tmp_path / "ranks", CASES, test_seed, BATCH,
+                        str(ckpt))
+    for index, extra in enumerate(CASES):
+        config = W.small_config(*extra)
+        want_loss, want_grads = reference(extra, [W.make_batch(test_seed, BATCH, config)])
+        for rank in ranks:
+            loss, grads, _ = rank[index]
+            assert loss == pytest.approx(want_loss, rel=1e-6)
+            assert_same_gradients(grads, want_grads)
+
+    # Saved by 2 TP ranks (LoRA, selective recomputation), loaded by 1 plain process.
+    extra = CASES[-1]
+    config = W.small_config(*extra)
+    torch.manual_seed(0)
+    model = UnifiedMultiModalSystem(config)
+    freeze_llm_base(model, config.parallel)
+    model.eval()
+    batch = W.make_batch(test_seed + 100, BATCH, config)
+    saved = ranks[0][-1][2]
+    with torch.no_grad():
+        before = model(batch).habitable_logit
+        assert not torch.allclose(before, saved["habitable_logit"], atol=1e-4)
+        dcp.load(ckpt, model)
+        out = model(batch)
+    torch.testing.assert_close(out.habitable_logit, saved["habitable_logit"], rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(out.surface_temperature, saved["surface_temperature"],
+                               rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(out.lm_loss, saved["lm_loss"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.distributed
+def test_fsdp_dp2_averages_gradients_like_one_process(tmp_path, test_seed):
+    """gloo has no AVG: FSDP2 sums unless told the divide factor (pytorch#162338)."""
+    extra = ["parallel.dp=2", "parallel.activation_checkpointing=full"]
+    ranks = W.run_ranks(W.equivalence_rank, 2, tmp_path / "ranks", [extra], test_seed, BATCH,
+                        str(tmp_path / "ckpt"))
+    config = W.small_config(*extra)
+    halves = [W.make_batch(test_seed + 1 + r, BATCH, config) for r in range(2)]
+    want_loss, want_grads = reference(extra, halves)
+    for rank in ranks:
+        assert_same_gradients(rank[0][1], want_grads)
+    assert (ranks[0][0][0] + ranks[1][0][0]) / 2 == pytest.approx(want_loss, rel=1e-6)
+
+
+TRAIN = [
+    "data.n_samples=40", "data.shard_size=20", "data.climate_levels=4", "data.lat=8",
+    "data.lon=12", "data.spectrum_bins=61", "data.vocab_size=300", "data.max_text_tokens=20",
+    *[o for o in W.OVERRIDES if o.startswith("model.")], "model.llm.vocab_size=300",
+    "train.batch_size=4", "train.steps=5", "train.warmup_steps=1", "train.checkpoint_every=5",
+    "train.eval_every=1000", "train.gradient_flow_every=1000", "train.lr=3e-3",
+]
+
+
+@pytest.mark.distributed
+def test_tp2_training_tracks_single_process_and_its_checkpoint_loads_in_one(tmp_path):
+    from astrobio.config import load_config
+    from astrobio.data.dataset import ensure_default_dataset
+
+    config = load_config("tiny", overrides=TRAIN)
+    data = ensure_default_dataset(config.data, tmp_path / "data", progress=False)
+    single = train(config, tmp_path / "single", data, progress=False)
+    W.run_ranks(W.train_rank, 2, tmp_path / "ranks", TRAIN + ["parallel.tp=2"], str(data),
+                str(tmp_path / "tp2"))
+
+    def curve(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss/total"] for line in lines if "loss/total" in line]
+
+    want, got = curve("single"), curve("tp2")
+    assert len(want) == len(got) == 5
+    assert want[-1] < want[0]  # it trains
+    assert got == pytest.approx(want, rel=1e-4)
+    tp_results = json.loads((tmp_path / "tp2" / "test_metrics.json").read_text())
+    assert tp_results["n"] == single["n"]
+
+    # The 2-rank checkpoint in one process gives the 2-rank run's test metrics.
+    from astrobio.data.dataset import AstroBioDataset
+    from astrobio.data.loader import make_loader
+    from astrobio.eval.evaluate import flat_metrics, predict, score
+
+    model = UnifiedMultiModalSystem(config)
+    dcp.load(tmp_path / "tp2" / dcp.DIRECTORY_NAME, model)
+    loader = make_loader(AstroBioDataset(data, "test"), 4, shuffle=False)
+    with torch.no_grad():
+        loaded = flat_metrics(score(predict(model, loader, torch.device("cpu"))))
+    for key, value in flat_metrics(tp_results).items():
+        assert loaded[key] == pytest.approx(value, rel=1e-4, abs=1e-6, nan_ok=True), key
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_2d_tp_by_fsdp_with_lora_matches_one_process(tmp_path, test_seed):
+    """4 ranks as [dp=2, tp=2]: TP peers share a batch, the two DP groups average."""
+    extra = ["parallel.tp=2", "parallel.dp=2", "parallel.lora_rank=4",
+             "parallel.activation_checkpointing=full"]
+    ranks = W.run_ranks(W.equivalence_rank, 4, tmp_path / "ranks", [extra], test_seed, BATCH,
+                        str(tmp_path / "ckpt"))
+    config = W.small_config(*extra)
+    halves = [W.make_batch(test_seed + 1 + r, BATCH, config) for r in range(2)]
+    want_loss, want_grads = reference(extra, halves)
+    for rank in ranks:
+        assert_same_gradients(rank[0][1], want_grads)
+    assert sum(rank[0][0] for rank in ranks) / 4 == pytest.approx(want_loss, rel=1e-6)
