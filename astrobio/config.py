@@ -95,6 +95,8 @@ class TrainConfig:
     gradient_flow_every: int = 25
     max_bad_steps: int = 5
     num_workers: int = 0
+    loader: str = "torch"  # "torch" (the reference) or "dali"
+    augment: bool = False  # DALI only: random longitude roll, spectrum noise from its errors
     seed: int = 0
     device: str = "auto"
     backend: str = "auto"

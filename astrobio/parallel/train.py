@@ -47,6 +47,7 @@ from astrobio.train.trainer import (
     TrainingDiverged,
     _forever,
     _same_run,
+    make_train_loader,
     seed_everything,
 )
 
@@ -145,9 +146,7 @@ def _train(config, mesh, run_dir, data_dir, resume, progress) -> dict:
 
     seed_everything(cfg.seed)
     root = ensure_default_dataset(config.data, data_dir, progress=progress and main)
-    loader = make_loader(AstroBioDataset(root, "train"), cfg.batch_size // dp, shuffle=True,
-                         num_workers=cfg.num_workers, seed=cfg.seed, drop_last=True,
-                         num_replicas=dp, rank=dp_rank)
+    loader = make_train_loader(root, cfg, cfg.batch_size // dp, device, dp, dp_rank)
     model = build_model(config, device.type == "cuda")
     uncertainty = UncertaintyWeighting() if config.loss.uncertainty_weighting else None
     parallelize(model, mesh, config.parallel, extra=[uncertainty] if uncertainty else [])

@@ -38,6 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--backend", help="kernel backend: auto, reference, triton, cuda")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--loader", choices=["torch", "dali"],
+                        help="training data loader (dali: pip install 'astrobio[dali]')")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # Distributed training (astrobio.parallel), used when torchrun starts several ranks.
     parser.add_argument("--tp", type=int, help="tensor-parallel degree of the LLM")
@@ -51,8 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _overrides(args) -> list[str]:
     flags = {"train.steps": args.steps, "train.batch_size": args.batch_size,
              "train.lr": args.lr, "train.device": args.device, "train.backend": args.backend,
-             "train.seed": args.seed, "parallel.tp": args.tp, "parallel.dp": args.dp,
-             "parallel.lora_rank": args.lora_rank,
+             "train.seed": args.seed, "train.loader": args.loader,
+             "parallel.tp": args.tp, "parallel.dp": args.dp, "parallel.lora_rank": args.lora_rank,
              "parallel.activation_checkpointing": args.activation_checkpointing,
              "model.llm.path": args.llm_path}
     return list(args.set) + [f"{key}={value}" for key, value in flags.items()

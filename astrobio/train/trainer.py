@@ -78,6 +78,26 @@ def _append_jsonl(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def make_train_loader(root: Path, cfg, batch_size: int, device: torch.device,
+                      num_replicas: int = 1, rank: int = 0):
+    """The shuffled, resumable training loader of `cfg.loader`: the torch DataLoader (the
+    reference) or DALI (`pip install 'astrobio[dali]'`; it alone augments)."""
+    dataset = AstroBioDataset(root, "train")
+    if cfg.loader == "dali":
+        from astrobio.data.dali import DALILoader
+
+        return DALILoader(dataset, batch_size, shuffle=True, seed=cfg.seed, drop_last=True,
+                          augment=cfg.augment, num_workers=cfg.num_workers, device=device,
+                          num_replicas=num_replicas, rank=rank)
+    if cfg.loader != "torch":
+        raise ConfigError(f"train.loader must be 'torch' or 'dali', got {cfg.loader!r}")
+    if cfg.augment:
+        raise ConfigError("train.augment: augmentation is implemented in the DALI loader; "
+                          "use --loader dali")
+    return make_loader(dataset, batch_size, shuffle=True, num_workers=cfg.num_workers,
+                       seed=cfg.seed, drop_last=True, num_replicas=num_replicas, rank=rank)
+
+
 def _truncate_jsonl(path: Path, keep) -> None:
     if path.exists():
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -135,8 +155,7 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     root = ensure_default_dataset(config.data, data_dir, progress=progress)
-    loader = make_loader(AstroBioDataset(root, "train"), cfg.batch_size, shuffle=True,
-                         num_workers=cfg.num_workers, seed=cfg.seed, drop_last=True)
+    loader = make_train_loader(root, cfg, cfg.batch_size, device)
     model = UnifiedMultiModalSystem(config).to(device)
     uncertainty = UncertaintyWeighting().to(device) if config.loss.uncertainty_weighting else None
     params = [p for m in (model, uncertainty) if m is not None for p in m.parameters()]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from astrobio.config import load_config
+from astrobio.errors import ConfigError
 from astrobio.evaluate import evaluate_run
 from astrobio.train import trainer
 from astrobio.train.__main__ import main as train_main
@@ -98,3 +99,16 @@ def test_non_finite_losses_skip_then_stop(tmp_path, small_dataset, small_overrid
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert state["step"] == 2
     assert all(torch.isfinite(p).all() for p in state["model"].values())
+
+
+def test_dali_loader_trains_and_augment_needs_it(tmp_path, small_dataset, small_overrides):
+    pytest.importorskip("nvidia.dali", reason="DALI is not installed")
+    config = load_config("tiny", overrides=small_overrides + [
+        "train.loader=dali", "train.augment=true", "train.steps=2", "train.eval_every=100"])
+    results = train(config, tmp_path / "dali", small_dataset, progress=False)
+    assert results["n"] > 0
+    state = torch.load(tmp_path / "dali" / "checkpoint.pt", weights_only=False)
+    assert state["data_position"]["position"] == 2 * config.train.batch_size
+    config = load_config("tiny", overrides=small_overrides + ["train.augment=true"])
+    with pytest.raises(ConfigError, match="DALI"):
+        train(config, tmp_path / "torch", small_dataset, progress=False)
