@@ -21,15 +21,17 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_loss_curves(records: list[dict], path: Path) -> Path:
-    """One line per logged loss term against the step, log scale where all are positive."""
-    terms = sorted({k[len("loss/"):] for r in records for k in r if k.startswith("loss/")})
+    """One line per logged loss term against the step, on a log scale (zero terms, such as
+    an unviolated physics penalty, leave gaps); `kl_weight` is a schedule, not a loss."""
+    terms = sorted({k[len("loss/"):] for r in records for k in r
+                    if k.startswith("loss/") and k != "loss/kl_weight"})
     fig, ax = plt.subplots(figsize=(8, 5))
     steps = np.array([r["step"] for r in records])
     for term in terms:
         values = np.array([r.get(f"loss/{term}", np.nan) for r in records], dtype=float)
+        values[~(values > 0)] = np.nan
         ax.plot(steps, values, label=term, lw=2.5 if term == "total" else 1.2)
-    if all(np.array([r.get(f"loss/{t}", 1.0) for r in records for t in terms]) > 0):
-        ax.set_yscale("log")
+    ax.set_yscale("log")
     ax.set(xlabel="step", ylabel="loss", title="Training losses")
     ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)

@@ -154,6 +154,8 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
     cfg = config.train
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
+    if device.type == "cpu" and cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
     root = ensure_default_dataset(config.data, data_dir, progress=progress)
     loader = make_train_loader(root, cfg, cfg.batch_size, device)
     model = UnifiedMultiModalSystem(config).to(device)

@@ -10,7 +10,7 @@ sources):
   Teff (2600–7200 K) from the relations in `astrobio.physics`.
 - `planets`: orbits log-uniform around the Kopparapu et al. (2014) habitable zone, small
   Rayleigh eccentricities, orbit-averaged insolation, tidal locking close in; mass
-  log-uniform 0.1–20 Me, radius from Chen & Kipping (2017) with scatter, gaseous above a
+  log-uniform 0.1–12 Me, radius from Chen & Kipping (2017) with scatter, gaseous above a
   1.6–1.8 Re transition; atmospheres kept inside the cosmic shoreline (Zahnle & Catling 2017),
   surface pressure growing with mass; CO2 set by a carbonate-silicate thermostat (with a
   hidden set point) where volcanism and water run one, else random; hidden water inventory,
