@@ -31,6 +31,10 @@ fi
 for op in conv3d spmm cross_attention; do
     step "bench_$op" python3 "bench/bench_$op.py" $dry
 done
-[ -n "$dry" ] || step bench_graph python3 bench/bench_graph.py
+step bench_memory_13b python3 bench/bench_memory_13b.py $dry
+if [ -z "$dry" ]; then
+    step bench_graph python3 bench/bench_graph.py
+    step bench_system_step python3 bench/bench_system_step.py
+fi
 echo "logs and tables in $OUT; copy the figures into bench/RESULTS.md"
 exit $status

@@ -6,6 +6,7 @@ import json
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from astrobio.config import Config
+from astrobio.data.batch import MultiModalBatch
 from astrobio.data.dataset import AstroBioDataset, ensure_default_dataset
 from astrobio.data.loader import make_loader
 from astrobio.errors import ConfigError
@@ -137,8 +139,17 @@ def _same_run(saved: dict, config: Config) -> None:
 
 
 def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = None,
-          resume: bool = False, progress: bool = True) -> dict:
-    """Train `config` into `run_dir`; returns the test metrics. See `python -m astrobio.train`."""
+          resume: bool = False, progress: bool = True,
+          batch_transform: Callable[[MultiModalBatch], MultiModalBatch] | None = None,
+          prepare_model: Callable[[torch.nn.Module], list[torch.nn.Module]] | None = None,
+          ) -> dict:
+    """Train `config` into `run_dir`; returns the test metrics. See `python -m astrobio.train`.
+
+    For the study's variants (`astrobio.experiments`): `batch_transform` rewrites every batch,
+    training and evaluation alike (e.g. withholding modalities through `present`);
+    `prepare_model(model)` runs once on the new model and returns the modules it froze, which
+    stay in eval mode and out of the optimizer.
+    """
     files = RunFiles(run_dir)
     files.root.mkdir(parents=True, exist_ok=True)
     saved = None
@@ -160,7 +171,9 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
     loader = make_train_loader(root, cfg, cfg.batch_size, device)
     model = UnifiedMultiModalSystem(config).to(device)
     uncertainty = UncertaintyWeighting().to(device) if config.loss.uncertainty_weighting else None
-    params = [p for m in (model, uncertainty) if m is not None for p in m.parameters()]
+    frozen = prepare_model(model) if prepare_model is not None else []
+    params = [p for m in (model, uncertainty) if m is not None for p in m.parameters()
+              if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -196,7 +209,14 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
     writer = _tensorboard(files.root)
     batches = _forever(loader)
     bad_in_row = 0
-    model.train()
+    transform = batch_transform or (lambda batch: batch)
+
+    def train_mode() -> None:
+        model.train()
+        for module in frozen:
+            module.eval()
+
+    train_mode()
     with use_backend(cfg.backend), tqdm(total=cfg.steps, initial=step, desc="train",
                                         unit="step", disable=not progress) as bar:
         while step < cfg.steps:
@@ -205,7 +225,7 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
             finite = True
             sums: dict[str, float] = {}
             for micro in range(cfg.grad_accum):
-                batch = next(batches).to(device, non_blocking=True)
+                batch = transform(next(batches)).to(device, non_blocking=True)
                 with autocast:
                     output = model(batch)
                     total, terms = compute_losses(output, batch, config.loss, step, uncertainty)
@@ -246,17 +266,18 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
             bar.set_postfix(loss=f"{sums.get('total', float('nan')):.4f}")
             bar.update(1)
             if step % cfg.eval_every == 0 and step < cfg.steps:
-                val = score(predict(model, _eval_loader(root, "val", cfg), device))
+                val = score(predict(model, map(transform, _eval_loader(root, "val", cfg)),
+                                    device))
                 _append_jsonl(files.metrics, {"step": step, **{f"val/{k}": v for k, v in
                                                                flat_metrics(val).items()}})
-                model.train()
+                train_mode()
             # During a run of skipped steps the last good checkpoint stays as it is.
             if bad_in_row == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
                 save(step)
     if writer is not None:
         writer.close()
 
-    results = score(predict(model, _eval_loader(root, "test", cfg), device))
+    results = score(predict(model, map(transform, _eval_loader(root, "test", cfg)), device))
     files.test_metrics.write_text(json.dumps(results, indent=2))
     return results
 
