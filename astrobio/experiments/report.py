@@ -1,0 +1,276 @@
+"""`report.md` and its PNG plots from the study's `results.json` dict."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from astrobio.data.schema import MODALITIES  # noqa: E402
+from astrobio.eval import plots  # noqa: E402
+from astrobio.experiments.baselines import METRICS  # noqa: E402
+from astrobio.experiments.study import FLOW_MODULES  # noqa: E402
+
+BASELINES = ("unified", "isolated", "late_fusion", *(f"only_{m}" for m in MODALITIES))
+METRIC_TITLES = {"accuracy": "accuracy", "auroc": "AUROC", "f1": "F1", "ece": "ECE",
+                 "surface_temperature_mae_k": "T_s MAE (K)"}
+
+
+def fmt(stat: dict, digits: int = 3, kind: str = "f") -> str:
+    """'mean ± std' (`kind` "f" fixed or "e" scientific), the mean alone for one seed, 'n/a'
+    when undefined."""
+    if math.isnan(stat["mean"]):
+        return "n/a"
+    if math.isnan(stat["std"]):
+        return f"{stat['mean']:.{digits}{kind}}"
+    return f"{stat['mean']:.{digits}{kind}} ± {stat['std']:.{digits}{kind}}"
+
+
+def _bars(ax, labels, groups: dict[str, list[dict]]):
+    width = 0.8 / len(groups)
+    x = np.arange(len(labels))
+    for i, (name, stats) in enumerate(groups.items()):
+        means = [s["mean"] for s in stats]
+        errors = [0.0 if math.isnan(s["std"]) else s["std"] for s in stats]
+        ax.bar(x + (i - (len(groups) - 1) / 2) * width, means, width, yerr=errors, capsize=3,
+               label=name)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+
+
+def _save(fig, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def make_plots(results: dict, out: Path) -> dict[str, str]:
+    study, files = results["study"], {}
+    table = study["table"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    _bars(ax, BASELINES, {"test AUROC (habitable)": [table[v]["auroc"] for v in BASELINES]})
+    ax.set(ylabel="AUROC", title="Baselines at the same training budget", ylim=(0, 1))
+    files["baselines"] = _save(fig, out / "baselines_auroc.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _bars(ax, MODALITIES, {"removed at evaluation": [study["ablation_eval"][m] for m in MODALITIES],
+                           "retrained without": [study["ablation_retrain"][m]
+                                                 for m in MODALITIES]})
+    full = table["unified"]["auroc"]["mean"]
+    ax.axhline(full, color="gray", ls="--", label=f"all modalities ({full:.3f})")
+    ax.set(ylabel="test AUROC (habitable)", title="Ablation", ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    files["ablation"] = _save(fig, out / "ablation.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _bars(ax, FLOW_MODULES, {name: [study["gradient_shares"][name][m] for m in FLOW_MODULES]
+                             for name in ("unified", "isolated")})
+    ax.set(ylabel="share of ‖∂L_habitable/∂θ‖²", title="Where the habitability gradient goes")
+    ax.legend(fontsize=8)
+    files["gradient_share"] = _save(fig, out / "gradient_share.png")
+
+    first = study["per_seed"][0]
+    flow = first["gradient_flow"]["unified"]
+    if flow:
+        files["gradient_flow"] = plots.plot_gradient_flow(
+            flow, out / "gradient_flow.png").name
+    metrics_path = Path(first["unified_run"]) / "metrics.jsonl"
+    if metrics_path.exists():
+        records = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+        losses = [r for r in records if any(k.startswith("loss/") for k in r)]
+        files["loss_curves"] = plots.plot_loss_curves(losses, out / "loss_curves.png").name
+
+    planets = results["physics"]["catalogue"]["planets"]
+    colours = {"conservative": "tab:green", "optimistic": "tab:olive", "outside": "tab:red",
+               None: "tab:gray"}
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.bar([p["planet"] for p in planets], [p["p_habitable"] for p in planets],
+           color=[colours[p["lit_hz"]] for p in planets])
+    ax.axhline(0.5, color="gray", ls="--")
+    ax.set(ylabel="P(habitable), params + text only", title="Real planets", ylim=(0, 1))
+    ax.tick_params(axis="x", rotation=60)
+    ax.legend(handles=[Patch(color=c, label=f"literature: {s}") for s, c in colours.items()
+                       if s is not None], fontsize=8)
+    files["catalogue"] = _save(fig, out / "catalogue.png")
+    return files
+
+
+def _verdict_sentence(name: str, comparison: dict) -> str:
+    verdict = comparison["verdict"]
+    numbers = (f"(difference in mean AUROC {comparison['difference']:+.3f}, spread "
+               f"{comparison['spread']:.3f})")
+    if verdict == "better":
+        return f"- The unified model **beats** {name} on AUROC by more than the seeds' spread " \
+               f"{numbers}."
+    if verdict == "worse":
+        return f"- The unified model is **worse** than {name} on AUROC by more than the seeds' " \
+               f"spread {numbers}."
+    if verdict == "within spread":
+        return f"- The unified model does **not** beat {name} on AUROC by more than the seeds' " \
+               f"spread {numbers}."
+    return f"- Whether the unified model beats {name} on AUROC by more than the seeds' spread " \
+           f"is **undetermined**: fewer than two seeds with a defined AUROC {numbers}."
+
+
+def render(results: dict, files: dict[str, str]) -> str:
+    setup, study, physics = results["setup"], results["study"], results["physics"]
+    table = study["table"]
+    lines = [
+        "# AstroBio study",
+        "",
+        f"Preset `{setup['preset']}`{' (quick)' if setup['quick'] else ''}, seeds "
+        f"{setup['seeds']}, {setup['steps']} steps per run at batch {setup['batch_size']} and "
+        f"learning rate {setup['lr']}; {setup['n_train']} training and {setup['n_test']} test "
+        f"planets. Total time {setup['seconds'] / 60:.1f} min. Every number is in "
+        "`results.json`.",
+        "",
+        "**Read this first.** The training and test data are synthetic: every planet, its "
+        "climate datacube, metabolic network, spectrum, text and labels are generated from "
+        "physics by `astrobio.data.synthetic`, so these scores measure how well the models "
+        "recover that generator, not real habitability. Real planets lack most modalities: a "
+        "catalogue planet has its parameters and a text description, never a climate datacube "
+        "or a metabolic network, and only a few have transmission spectra.",
+        "",
+        "## 1. Baselines (same steps, batch and learning rate)",
+        "",
+        "Mean ± standard deviation over the seeds, test split, `habitable` target; surface "
+        "temperature MAE in kelvin.",
+        "",
+        "| model | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+    ]
+    descriptions = {
+        "unified": "unified, end to end",
+        "isolated": "isolated training (frozen encoders + fusion head)",
+        "late_fusion": "late fusion (mean of single-modality probabilities)",
+        **{f"only_{m}": f"{m} alone" for m in MODALITIES},
+    }
+    for variant in BASELINES:
+        lines.append(f"| {descriptions[variant]} | "
+                     + " | ".join(fmt(table[variant][m]) for m in METRICS) + " |")
+    lines += [
+        "",
+        "A difference counts when it exceeds the seeds' spread, the sum of the two standard "
+        "deviations:",
+        "",
+        _verdict_sentence("isolated training", study["comparisons"]["isolated"]),
+        _verdict_sentence("late fusion", study["comparisons"]["late_fusion"]),
+        "",
+        "Isolated training: each encoder is the one trained in its single-modality run (alone, "
+        "with its own fusion and head, on its own modality), frozen; only a fresh fusion layer "
+        "and heads are trained on all modalities. Its encoders never see the habitability "
+        "loss of the joint model, and the LLM's numerical and spectral prefix inputs, never "
+        "present when it was trained alone, reach it through untrained projections.",
+        "",
+        f"![baselines]({files['baselines']})",
+        "",
+        "## 2. Ablation",
+        "",
+        "Test AUROC of the unified model with one modality removed at evaluation (marked absent "
+        "through `present`), and of the system retrained without it.",
+        "",
+        "| modality | removed at evaluation | retrained without |",
+        "|---|---|---|",
+        *(f"| {m} | {fmt(study['ablation_eval'][m])} | {fmt(study['ablation_retrain'][m])} |"
+          for m in MODALITIES),
+        f"| (none removed) | {fmt(table['unified']['auroc'])} | |",
+        "",
+        f"![ablation]({files['ablation']})",
+        "",
+        "## 3. Gradient flow",
+        "",
+        "Share of the habitability loss's squared gradient norm, ‖∂L_habitable/∂θ_m‖² over the "
+        "sum across modules, averaged over the logged steps (`gradient_flow.jsonl`). In the "
+        "isolated model the encoders are frozen, so their share is zero by construction.",
+        "",
+        "| module | unified | isolated |",
+        "|---|---|---|",
+        *(f"| {m} | {fmt(study['gradient_shares']['unified'][m], 2, 'e')} | "
+          f"{fmt(study['gradient_shares']['isolated'][m], 2, 'e')} |" for m in FLOW_MODULES),
+        "",
+        f"![gradient share]({files['gradient_share']})",
+    ]
+    if "gradient_flow" in files:
+        lines += ["", "Per-module gradient norms across training (first seed's unified run):",
+                  "", f"![gradient flow]({files['gradient_flow']})"]
+    if "loss_curves" in files:
+        lines += ["", f"![loss curves]({files['loss_curves']})"]
+    lines += [
+        "",
+        "## 4. Physics validation",
+        "",
+        "Kopparapu et al. (2014) habitable zone of the Sun (5780 K, 1 Lsun, 1 Earth mass):",
+        "",
+        "| limit | paper (AU) | computed (AU) | agrees to 3 decimals |",
+        "|---|---|---|---|",
+        *(f"| {r['limit']} | {r['paper_au']:.3f} | {r['computed_au']:.5f} | "
+          f"{'yes' if r['match'] else '**no**'} |" for r in physics["kopparapu"]),
+        "",
+        "Real planets from the curated catalogue (`astrobio/resources/exoplanets.csv`, every "
+        "value with its source in the file), predicted by the first seed's unified model from "
+        "their parameters and text only. `physics` is the Kopparapu et al. 2014 status at the "
+        "planet's insolation (* Teff below the fits' 2600 K, evaluated at 2600 K); "
+        "`literature` the status the cited papers give.",
+        "",
+        "| planet | S (Earth) | physics | literature | P(habitable) | class | T_s (K) | source |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in physics["catalogue"]["planets"]:
+        lines.append(
+            f"| {p['planet']} | {p['pl_insol']:.3g} | {p['physics_hz']}"
+            f"{'*' if p['physics_hz_teff_clamped'] else ''} | {p['lit_hz'] or '-'} | "
+            f"{p['p_habitable']:.3f} | {p['predicted_class']} | "
+            f"{p['predicted_surface_temperature_k']:.0f} | {p['lit_hz_ref'] or '-'} |")
+    agree = physics["catalogue"]["agreement"]
+    lines += [
+        "",
+        f"Against the literature ({agree['n']} planets): the physics status agrees exactly "
+        f"for {agree['physics_exact_status_agreement']:.0%} and on in-zone/outside for "
+        f"{agree['physics_in_zone_agreement']:.0%}; the model's call (P(habitable) ≥ 0.5) "
+        f"agrees on in-zone/outside for {agree['model_in_zone_agreement']:.0%}. The model was "
+        "trained on synthetic planets that mostly carry all five modalities, so two-modality "
+        "real planets are outside most of what it saw; and the synthetic `habitable` label is "
+        "a temperate rocky surface, not habitable-zone membership.",
+        "",
+        f"![catalogue]({files['catalogue']})",
+        "",
+        "## 5. Loss weighting",
+        "",
+        "Fixed weights (`LossConfig`) against learned uncertainty weighting (Kendall, Gal & "
+        "Cipolla 2018, `loss.uncertainty_weighting=true`), same budget:",
+        "",
+        "| weighting | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
+        "|---|" + "---|" * len(METRICS),
+        "| fixed | " + " | ".join(fmt(study["loss_weighting"]["fixed"][m]) for m in METRICS)
+        + " |",
+        "| uncertainty | " + " | ".join(fmt(study["loss_weighting"]["uncertainty"][m])
+                                       for m in METRICS) + " |",
+        "| uncertainty vs fixed | " + " | ".join(
+            study["loss_weighting"]["comparison"][m]["verdict"] for m in METRICS) + " |",
+        "",
+        "Learned multipliers exp(−s_i) at the end of training: " + ", ".join(
+            f"{term} {fmt(stat, 2)}"
+            for term, stat in study["loss_weighting"]["learned_weights"].items()) + ".",
+        "",
+        "## Timings",
+        "",
+        "Mean wall time per run (s): " + ", ".join(
+            f"{name} {seconds:.0f}" for name, seconds in study["seconds_per_run"].items())
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(results: dict, out: Path) -> Path:
+    files = make_plots(results, out)
+    path = out / "report.md"
+    path.write_text(render(results, files))
+    return path
