@@ -90,6 +90,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_steps: int = 50
     grad_clip: float = 1.0
+    # Each present modality of a training sample is hidden with this probability (never the
+    # last one), so fusion learns to use every modality rather than lean on the strongest.
+    modality_dropout: float = 0.25
     checkpoint_every: int = 200
     eval_every: int = 200
     gradient_flow_every: int = 25

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -98,6 +99,17 @@ def make_train_loader(root: Path, cfg, batch_size: int, device: torch.device,
                           "use --loader dali")
     return make_loader(dataset, batch_size, shuffle=True, num_workers=cfg.num_workers,
                        seed=cfg.seed, drop_last=True, num_replicas=num_replicas, rank=rank)
+
+
+def drop_modalities(batch: MultiModalBatch, modality_dropout: float) -> MultiModalBatch:
+    """`batch` with each present modality hidden with probability `modality_dropout`; a sample
+    that would lose all of them keeps its own."""
+    if modality_dropout <= 0:
+        return batch
+    present = batch.present.bool()
+    kept = present & (torch.rand(present.shape) >= modality_dropout)
+    kept = torch.where(kept.any(dim=1, keepdim=True), kept, present)
+    return dataclasses.replace(batch, present=kept)
 
 
 def _truncate_jsonl(path: Path, keep) -> None:
@@ -225,7 +237,8 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
             finite = True
             sums: dict[str, float] = {}
             for micro in range(cfg.grad_accum):
-                batch = transform(next(batches)).to(device, non_blocking=True)
+                batch = drop_modalities(transform(next(batches)), cfg.modality_dropout)
+                batch = batch.to(device, non_blocking=True)
                 with autocast:
                     output = model(batch)
                     total, terms = compute_losses(output, batch, config.loss, step, uncertainty)

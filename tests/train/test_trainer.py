@@ -1,5 +1,6 @@
 """The training loop: a run end to end, exact resume after a kill, and the non-finite guard."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from astrobio.errors import ConfigError
 from astrobio.evaluate import evaluate_run
 from astrobio.train import trainer
 from astrobio.train.__main__ import main as train_main
-from astrobio.train.trainer import TrainingDiverged, train
+from astrobio.train.trainer import TrainingDiverged, drop_modalities, train
 
 
 def _losses(run_dir):
@@ -112,3 +113,21 @@ def test_dali_loader_trains_and_augment_needs_it(tmp_path, small_dataset, small_
     config = load_config("tiny", overrides=small_overrides + ["train.augment=true"])
     with pytest.raises(ConfigError, match="DALI"):
         train(config, tmp_path / "torch", small_dataset, progress=False)
+
+
+def test_modality_dropout_hides_modalities_but_never_the_last():
+    @dataclasses.dataclass
+    class Batch:
+        present: torch.Tensor
+
+    present = torch.rand(4000, 5) < 0.8
+    present[:10] = False  # samples with nothing stay so
+    batch = Batch(present)
+    assert torch.equal(drop_modalities(batch, 0.0).present, present)
+    assert torch.equal(drop_modalities(batch, 1.0).present, present)  # all would go: keep all
+    kept = drop_modalities(batch, 0.5).present
+    assert not (kept & ~present).any()
+    assert torch.equal(kept.any(dim=1), present.any(dim=1))
+    multi = present.sum(dim=1) >= 2
+    hidden = (present & ~kept)[multi].sum() / present[multi].sum()
+    assert 0.4 < float(hidden) < 0.5  # 0.5, less the rows rescued whole
