@@ -47,6 +47,7 @@ from astrobio.train.trainer import (
     TrainingDiverged,
     _forever,
     _same_run,
+    drop_modalities,
     make_train_loader,
     seed_everything,
 )
@@ -191,7 +192,8 @@ def _train(config, mesh, run_dir, data_dir, resume, progress) -> dict:
             sums: dict[str, torch.Tensor] = {}
             positions = 0
             for _ in range(cfg.grad_accum):
-                batch = next(batches).to(device, non_blocking=True)
+                batch = drop_modalities(next(batches), cfg.modality_dropout)
+                batch = batch.to(device, non_blocking=True)
                 positions += batch.input_ids.shape[0] * (batch.input_ids.shape[1] + prefix)
                 with loss_parallel_context(sharded_loss):
                     with autocast:
