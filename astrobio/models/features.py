@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 
 @dataclass
@@ -49,3 +50,8 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """[B, H, L, D] -> [B, L, H*D]"""
     return x.transpose(1, 2).flatten(2)
+
+
+def learned_embeddings(n: int, d_model: int) -> nn.Parameter:
+    """`n` learned vectors (queries, positions, modality embeddings), initialised N(0, 0.02²)."""
+    return nn.Parameter(nn.init.normal_(torch.empty(n, d_model), std=0.02))

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from astrobio.data.schema import HABITABILITY_CLASSES, MODALITIES
-from astrobio.models.features import ModalityFeatures, merge_heads, split_heads
+from astrobio.models.features import ModalityFeatures, learned_embeddings, merge_heads, split_heads
 from astrobio.models.normalisation import denormalise_temperature
 from astrobio.ops import cross_attention
 
@@ -81,9 +81,9 @@ class ModalityFusion(nn.Module):
         if d_model % n_heads:
             raise ValueError(f"fusion: d_model {d_model} is not divisible by {n_heads} heads")
         self.modalities = modalities
-        self.modality_embedding = nn.Parameter(torch.randn(len(modalities), d_model) * 0.02)
+        self.modality_embedding = learned_embeddings(len(modalities), d_model)
         self.gate_logits = nn.Parameter(torch.zeros(len(modalities)))
-        self.queries = nn.Parameter(torch.randn(n_queries, d_model) * 0.02)
+        self.queries = learned_embeddings(n_queries, d_model)
         self.layers = nn.ModuleList(FusionLayer(d_model, n_heads, dropout)
                                     for _ in range(n_layers))
         self.out_norm = nn.LayerNorm(d_model)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from astrobio.data.schema import N_EDGE_FEATURES, N_NODE_FEATURES
-from astrobio.models.features import ModalityFeatures, merge_heads, split_heads
+from astrobio.models.features import ModalityFeatures, learned_embeddings, merge_heads, split_heads
 from astrobio.ops import cross_attention, sddmm, spmm
 
 LOGVAR_LIMIT = 10.0
@@ -112,7 +112,7 @@ class GraphVAE(nn.Module):
                                          nn.Linear(d_model, d_model))
         self.node_proj = nn.Linear(latent, d_model)
         self.kv = nn.Linear(d_model, 2 * d_model)
-        self.queries = nn.Parameter(torch.randn(n_tokens, d_model) * 0.02)
+        self.queries = learned_embeddings(n_tokens, d_model)
         self.token_out = nn.Linear(d_model, d_model)
 
     def forward(self, g: GraphInputs, present: torch.Tensor) -> GraphVAEOutput:
@@ -145,10 +145,11 @@ class GraphVAE(nn.Module):
         graph = g.batch[src]
         start, size = g.ptr[graph], g.ptr[graph + 1] - g.ptr[graph]
         if self.training:
-            offset = (torch.rand(src.shape, device=src.device) * size).long().clamp(max=size - 1)
+            negative_offset = torch.rand(src.shape, device=src.device) * size
+            negative_offset = negative_offset.long().clamp(max=size - 1)
         else:
-            offset = (dst - start + size // 2) % size
-        return start + offset
+            negative_offset = (dst - start + size // 2) % size
+        return start + negative_offset
 
     def _reconstruction(self, g: GraphInputs, z: torch.Tensor,
                         node_present: torch.Tensor) -> torch.Tensor:

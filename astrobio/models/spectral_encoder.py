@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from astrobio.models.features import ModalityFeatures, masked_mean
+from astrobio.models.features import ModalityFeatures, learned_embeddings, masked_mean
 
 N_DOWNSAMPLE = 3
 
@@ -37,7 +37,7 @@ class SpectralEncoder(nn.Module):
             final_bins = (final_bins + 1) // 2
         self.n_tokens = min(n_tokens, final_bins)
         self.token_proj = nn.Linear(channels, d_model)
-        self.position = nn.Parameter(torch.randn(self.n_tokens, d_model) * 0.02)
+        self.position = learned_embeddings(self.n_tokens, d_model)
         self.pooled_proj = nn.Sequential(nn.Linear(channels + 3, d_model), nn.GELU(),
                                          nn.Linear(d_model, d_model))
 
