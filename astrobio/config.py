@@ -20,7 +20,7 @@ from astrobio.errors import ConfigError
 
 @dataclass
 class DataConfig:
-    n_samples: int = 2000
+    n_samples: int = 4000
     seed: int = 0
     climate_levels: int = 8
     lat: int = 16
@@ -29,7 +29,7 @@ class DataConfig:
     max_text_tokens: int = 96
     vocab_size: int = 1024
     val_fraction: float = 0.1
-    test_fraction: float = 0.1
+    test_fraction: float = 0.25
     shard_size: int = 256
     missing_modality_rate: float = 0.1
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from astrobio.data.schema import HABITABILITY_CLASSES, MODALITIES
-from astrobio.eval.metrics import binary_metrics, per_class_report
+from astrobio.eval.metrics import auroc, auroc_drop, binary_metrics, per_class_report
 
 
 @torch.no_grad()
@@ -67,7 +67,14 @@ def flat_metrics(results: dict) -> dict[str, float]:
     }
 
 
-def ablation(model, loader, device) -> dict[str, float]:
-    """Test AUROC of `habitable` with each modality removed at evaluation through `present`."""
-    return {name: score(predict(model, loader, device, remove=name))["habitable"]["auroc"]
-            for name in MODALITIES}
+def ablation(model, loader, device, full: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per modality removed at evaluation (through `present`): the test AUROC of `habitable`
+    and its drop from `full`, the predictions with every modality (`metrics.auroc_drop`)."""
+    labelled = full["has_targets"].astype(bool)
+    labels, scores = full["habitable"][labelled], full["p_habitable"][labelled]
+    results = {}
+    for name in MODALITIES:
+        ablated = predict(model, loader, device, remove=name)["p_habitable"][labelled]
+        results[name] = {"auroc": auroc(labels, ablated),
+                         **auroc_drop(labels, scores, ablated)}
+    return results

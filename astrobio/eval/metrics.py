@@ -25,6 +25,22 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def auroc_drop(labels: np.ndarray, scores: np.ndarray, ablated_scores: np.ndarray,
+               n_resamples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """AUROC(scores) - AUROC(ablated_scores) on the same samples, with the 2.5 and 97.5
+    percentiles of a paired bootstrap (planets resampled with both scores kept together), so
+    a drop whose interval excludes 0 is not the luck of one test set."""
+    labels = np.asarray(labels).astype(bool)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_resamples):
+        pick = rng.integers(0, len(labels), len(labels))
+        draws.append(auroc(labels[pick], scores[pick]) - auroc(labels[pick], ablated_scores[pick]))
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    return {"drop": auroc(labels, scores) - auroc(labels, ablated_scores),
+            "low": float(low), "high": float(high)}
+
+
 def f1_score(labels: np.ndarray, predictions: np.ndarray) -> float:
     labels, predictions = np.asarray(labels).astype(bool), np.asarray(predictions).astype(bool)
     true_pos = int((labels & predictions).sum())

@@ -37,11 +37,18 @@ def plot_loss_curves(records: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_ablation(full_auroc: float, ablated: dict[str, float], path: Path) -> Path:
-    """Test AUROC of `habitable` with each modality removed at evaluation."""
+def plot_ablation(full_auroc: float, ablated: dict[str, float], path: Path,
+                  drops: dict[str, dict[str, float]] | None = None) -> Path:
+    """Test AUROC of `habitable` with each modality removed at evaluation; with `drops`
+    (`metrics.auroc_drop` per modality), bars carry the drop's 95 % interval."""
     names = list(ablated)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.bar(names, [ablated[n] for n in names], color="tab:orange", label="modality removed")
+    errors = None
+    if drops is not None:  # the interval of full - drop, as distances below and above the bar
+        errors = [[drops[n]["high"] - drops[n]["drop"] for n in names],
+                  [drops[n]["drop"] - drops[n]["low"] for n in names]]
+    ax.bar(names, [ablated[n] for n in names], yerr=errors, capsize=4, color="tab:orange",
+           label="modality removed")
     ax.axhline(full_auroc, color="tab:blue", ls="--", label=f"all modalities ({full_auroc:.3f})")
     low = min([full_auroc, *ablated.values()])
     ax.set(ylabel="test AUROC (habitable)", title="Ablation at evaluation",

@@ -81,7 +81,8 @@ def run_seed(config: Config, seed: int, out: Path, data_root: Path, bar) -> dict
 
     timed("unified", lambda: trainer_run("unified", cfg))
     unified, _ = load_model(runs / "unified", cfg, device)
-    ablation_eval = ablation(unified, test, device)
+    ablation_eval = {name: r["auroc"] for name, r in
+                     ablation(unified, test, device, predictions["unified"]).items()}
     for m in MODALITIES:
         timed(f"only_{m}", lambda m=m: fit(cfg, _fresh(runs / f"only_{m}"), data_root,
                                            keep=(m,), progress=bar.disable is False))

@@ -21,7 +21,10 @@ needs_dali = pytest.mark.skipif(not dali_available(),
 
 @pytest.fixture(scope="session")
 def root(tmp_path_factory):
-    config = load_config("tiny", overrides=["data.n_samples=40", "data.shard_size=16"]).data
+    # 40 planets, 4 for validation and 4 for test: 32 to train on, as the counts below assume
+    config = load_config("tiny", overrides=["data.n_samples=40", "data.shard_size=16",
+                                            "data.val_fraction=0.1",
+                                            "data.test_fraction=0.1"]).data
     return ensure_default_dataset(config, tmp_path_factory.mktemp("dali") / "ds",
                                   progress=False)
 

@@ -6,6 +6,7 @@ from sklearn import metrics as skm
 
 from astrobio.eval.metrics import (
     auroc,
+    auroc_drop,
     binary_metrics,
     expected_calibration_error,
     f1_score,
@@ -20,6 +21,20 @@ def test_auroc_and_f1_match_sklearn(rng):
     predictions = scores > 0.6
     assert f1_score(labels, predictions) == pytest.approx(skm.f1_score(labels, predictions))
     assert np.isnan(auroc(np.ones(5), rng.random(5)))
+
+
+def test_auroc_drop_and_its_bootstrap_interval(rng):
+    labels = rng.integers(0, 2, 400)
+    informative = rng.random(400) + labels  # AUROC about 0.875
+    weaker = informative + 2.0 * rng.random(400)  # the same signal, diluted
+    same = auroc_drop(labels, informative, informative, n_resamples=200)
+    assert same == {"drop": 0.0, "low": 0.0, "high": 0.0}
+    drop = auroc_drop(labels, informative, weaker, n_resamples=500, seed=1)
+    expected = skm.roc_auc_score(labels, informative) - skm.roc_auc_score(labels, weaker)
+    assert drop["drop"] == pytest.approx(expected, abs=1e-12)
+    assert 0.0 < drop["low"] < drop["drop"] < drop["high"]
+    # paired: the interval of a real drop is far narrower than the spread of either AUROC
+    assert drop["high"] - drop["low"] < 0.15
 
 
 def test_ece_hand_computed():

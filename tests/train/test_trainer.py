@@ -41,6 +41,9 @@ def test_cli_trains_checkpoints_and_evaluates(tmp_path, small_dataset, small_ove
         assert all(r[encoder] > 0 for r in flow), encoder
     results = evaluate_run(run)
     assert set(results["ablation_auroc"]) == {"climate", "graph", "spectrum", "params", "text"}
+    for name, drop in results["ablation_drop"].items():  # drop = full AUROC - ablated AUROC
+        assert drop["drop"] == pytest.approx(
+            results["habitable"]["auroc"] - results["ablation_auroc"][name], nan_ok=True)
     for plot in ("loss_curves", "ablation", "gradient_flow", "reliability"):
         assert (run / "evaluation" / f"{plot}.png").stat().st_size > 1000
     # a second run into the same directory must not overwrite it

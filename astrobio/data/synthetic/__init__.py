@@ -11,10 +11,10 @@ sources):
 - `planets`: orbits log-uniform around the Kopparapu et al. (2014) habitable zone, small
   Rayleigh eccentricities, orbit-averaged insolation, tidal locking close in; mass
   log-uniform 0.1–12 Me, radius from Chen & Kipping (2017) with scatter, gaseous above a
-  1.6–1.8 Re transition; atmospheres kept inside the cosmic shoreline (Zahnle & Catling 2017),
-  surface pressure growing with mass; CO2 set by a carbonate-silicate thermostat (with a
-  hidden set point) where volcanism and water run one, else random; hidden water inventory,
-  albedo, humidity; mixing
+  transition drawn across the 1.5–2.0 Re radius valley; atmospheres kept inside the cosmic
+  shoreline (Zahnle & Catling 2017), surface pressure growing with mass; CO2 set by a
+  carbonate-silicate thermostat (with a hidden set point) where volcanism and water run one,
+  else random; hidden water inventory, albedo, humidity; mixing
   ratios of N2, CO2, H2O, CH4, O2, O3, NH3, CO, N2O (life adds O2/O3, CH4 and N2O, abiotic
   O2 builds up on desiccated runaway planets of M dwarfs).
 - `climate`: mean surface temperature from a grey energy balance with pressure, CO2 and
@@ -30,23 +30,26 @@ sources):
   geochemical network every planet has; the environment decides which reactions run.
 - `text`: catalogue-style descriptions with omissions, never naming the label.
 
-What each modality reveals (no single one decides `habitable`; together they do):
-- params: the star, orbit, insolation, size and mass, hence the habitable-zone position and
-  whether the planet is gaseous; NOT its surface pressure, CO2, water or albedo, which move
-  the surface temperature by tens of kelvin (a planet inside the zone can be frozen or airless,
-  one outside it can be temperate under a thick CO2 atmosphere).
-- climate: the temperature, humidity, cloud and liquid-water fields, hence surface temperature
-  and liquid water nearly directly, but as a climate-model run with a retrieved atmosphere:
-  its mean surface temperature errs by N(0, 12 K), which blurs the frozen / temperate and
-  temperate / hot edges; NOT the planet's size or pressure (levels are relative).
-- spectrum: composition and, through the band amplitudes, scale height and pressure (gaseous
-  envelopes show huge features, airless bodies none); biosignature gases (O2/O3 with CH4);
-  noisy (JWST-like, faint hosts give nothing), partly masked, cloud-flattened.
-- graph: whether biology runs (hence life, which implies habitability) and which
-  water-rock and photochemical reactions run (liquid water, water vapour, O2, CH4); a lifeless
-  habitable planet looks like a lifeless frozen one with a subsurface ocean.
+What each modality reveals (no single one decides `habitable`; together they do, and each
+holds evidence the other four lack). The datacube and the graph come from a terrestrial
+climate model's version of the planet (`generator` docstring): rocky, without runaway physics,
+its mean surface temperature off by N(0, 15 K); the other three see the planet as it is.
+- params: the star, orbit, insolation, size and mass, hence the habitable-zone position, the
+  only exact witness of the runaway-greenhouse limit, and whether the planet is gaseous except
+  in the radius valley; NOT its surface pressure, CO2, water or albedo, which move the surface
+  temperature by tens of kelvin.
+- climate: the model's temperature, humidity, cloud and liquid-water fields, hence the surface
+  temperature to about 15 K and the pressure; blind to envelopes and to the runaway.
+- spectrum: composition and, through the band amplitudes, scale height (an H2/He envelope
+  shows huge features: the spectrum settles the radius valley where the star is small enough)
+  and pressure; biosignature gases; noisy (JWST-like, rocky planets' bands are mostly below
+  the noise), partly masked, cloud-flattened.
+- graph: whether biology runs (life, which implies habitability, exactly) and which water-rock
+  and photochemical reactions run in the model climate.
 - text: partial, rounded or vague facts, plus noisy hints the parameters lack (tidal locking,
-  flares, tentative gas detections, a rough atmosphere-thickness retrieval).
+  flares, tentative gas detections, a rough atmosphere-thickness retrieval) and, in half the
+  descriptions, a surface temperature from thermal emission (error 20 K), a second
+  thermometer independent of the climate model's.
 """
 
 from astrobio.data.synthetic.generator import (

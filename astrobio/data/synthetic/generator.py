@@ -6,10 +6,25 @@ star, orbit, planet, atmosphere and labels follow by vectorised physics over a b
 planets; then, in a fixed order, its weather pattern, spectrum noise and mask, graph choices
 and text choices. So a planet is the same whichever block, order or process generates it.
 
-Two choices live here rather than in the physics modules: the carbonate-silicate thermostat
-(where volcanism and at least 0.02 oceans of water run it, CO2 settles at the level that
-brings the surface to a hidden set point N(283 K, 12 K), `climate.weathering_co2`), and the
-datacube's role as a climate-model run whose mean surface temperature errs by N(0, 12 K).
+Choices that live here rather than in the physics modules:
+- the carbonate-silicate thermostat: where volcanism and at least 0.02 oceans of water run it,
+  CO2 settles at the level that brings the surface to a hidden set point N(283 K, 12 K)
+  (`climate.weathering_co2`);
+- two worlds per planet. The labels, spectrum, parameters and text come from the planet as
+  it is. The datacube and the metabolic graph come from the planet as a terrestrial climate
+  model represents it: it simulates every planet as a rocky world with the atmosphere its mass
+  would hold (it cannot know whether a planet in the 1.5-2 Earth-radius valley kept an H2/He
+  envelope), it has no steam-atmosphere physics (past the runaway limit it returns the moist
+  climate the planet would have without the runaway feedback), and its mean surface
+  temperature errs by N(0, 15 K), of the order of the spread between GCMs for one planet in
+  the THAI intercomparison (Turbet et al. 2022). The graph's environment (liquid water,
+  temperature, composition) is that model climate; whether life is there is the truth.
+- half the descriptions quote a surface temperature retrieved from thermal emission, the
+  truth with a 1-sigma error of 20 K (JWST's TRAPPIST-1 b and c eclipses: 26 and 31 K,
+  Greene et al. 2023, Zieba et al. 2023).
+So each modality holds evidence the others lack: the cube the model climate, the graph life,
+the parameters the runaway limit and the envelope's likelihood, the spectrum the envelope,
+the text an independent temperature.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ from astrobio.data.schema import MODALITIES
 from astrobio.data.synthetic import biosphere, climate, labels, planets, spectrum, stars, text
 from astrobio.errors import DataError
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "2.0.0"
 BLOCK = 64
 
 VARIATES = (
@@ -33,12 +48,13 @@ VARIATES = (
     "transition", "orbit", "orbit_span", "eccentricity", "escape", "pressure", "co2", "water",
     "albedo", "humidity", "life", "oxygenic", "ch4", "o2", "o2_loss", "co", "nh3", "n2o", "h2o_gas",
     "envelope_opacity", "j_mag", "transits", "instrument", "gap", "cloud_deck", "subsurface",
-    "volcanic", "weathering", "gcm_bias", *(f"missing_{m}" for m in MODALITIES),
+    "volcanic", "weathering", "gcm_bias", "thermal_error", *(f"missing_{m}" for m in MODALITIES),
 )
 NORMAL = {"star_luminosity", "star_radius", "planet_radius", "escape", "pressure", "albedo",
-          "humidity", "weathering", "gcm_bias"}
+          "humidity", "weathering", "gcm_bias", "thermal_error"}
 WEATHERING_TARGET_K = (283.0, 12.0)  # mean and spread of the thermostat's set point
-GCM_BIAS_K = 12.0  # 1-sigma error of the climate model's mean surface temperature
+GCM_BIAS_K = 15.0  # 1-sigma error of the climate model's mean surface temperature
+THERMAL_EMISSION_ERROR_K = 20.0  # 1-sigma error of the retrieved surface temperature
 J_MAG_RANGE = (6.5, 12.5)
 MAX_TRANSITS = 12
 
@@ -50,14 +66,10 @@ def _variates(rngs: list[np.random.Generator]) -> dict[str, np.ndarray]:
             for k, name in enumerate(VARIATES)}
 
 
-def _physics(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every per-planet scalar, vectorised over the block (module docstrings of the parts)."""
-    star = stars.draw_stars(v["star_class"], v["star_mass"], v["star_luminosity"],
-                            v["star_radius"])
-    body = planets.draw_bodies(v["planet_mass"], v["planet_radius"], v["transition"])
-    orbit = planets.draw_orbits(star, v["orbit"], v["orbit_span"], v["eccentricity"])
-    gaseous = body["gaseous"]
-    pressure = planets.surface_pressure(body, orbit, star, v["escape"], v["pressure"])
+def _world(v, star, body, orbit, gaseous, runaway_feedback) -> dict[str, np.ndarray]:
+    """Atmosphere and climate of every planet of the block, given which planets have an
+    envelope and whether the runaway greenhouse acts (module docstring)."""
+    pressure = planets.surface_pressure(gaseous, body, orbit, star, v["escape"], v["pressure"])
     airless = ~gaseous & (pressure <= 0.0)
     rocky_air = ~gaseous & ~airless
 
@@ -82,39 +94,58 @@ def _physics(v: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     runaway_flux = physics.habitable_zone_flux(
         star["teff"], planet_mass=body["mass"], out_of_range="clamp")["runaway_greenhouse"]
     beyond = rocky_air & (orbit["insolation"] >= runaway_flux)
+    runaway = beyond & runaway_feedback
     ts, teq = climate.surface_temperature(orbit["insolation"], albedo, rocky_pressure,
-                                          x_co2 * rocky_pressure, available, beyond)
+                                          x_co2 * rocky_pressure, available, runaway)
     envelope_tau = 1.0 + 5.0 * v["envelope_opacity"]
     ts = np.where(gaseous, teq * (1.0 + climate.EDDINGTON * envelope_tau) ** 0.25, ts)
-    klass = labels.habitability_class(gaseous, airless, beyond, ts, pressure)
-    habitable = klass == labels.TEMPERATE
-    life = habitable & (v["life"] < labels.LIFE_PROBABILITY)
-    oxygenic = v["oxygenic"] < 0.6
 
-    ocean = np.where(beyond, 0.0, ocean)  # a runaway planet's water is steam (or lost)
+    ocean = np.where(runaway, 0.0, ocean)  # a runaway planet's water is steam (or lost)
     m_dwarf = star["teff"] < planets.M_DWARF_TEFF_K
-    water_lost = beyond & m_dwarf & (v["o2_loss"] < 0.5)
+    water_lost = runaway & m_dwarf & (v["o2_loss"] < 0.5)
     humidity = np.where(rocky_air, np.clip(0.2 + 0.6 * available + 0.08 * v["humidity"],
                                            0.02, 0.95), np.where(gaseous, 0.3, 0.0))
     humidity = np.where(water_lost, 0.02, humidity)
     vapour = np.minimum(humidity * climate.saturation_vapour_pressure(ts)
                         / np.maximum(rocky_pressure * 1e5, 1.0), 0.9)
-    vapour = np.where(beyond & ~water_lost, 0.3 + 0.6 * v["h2o_gas"], vapour)
-    x = planets.composition(v, gaseous, airless, x_co2, water_lost, vapour, life, oxygenic, teq)
-    mu = planets.mean_molecular_mass(x, gaseous)
-    scale_height = spectrum.scale_height_m(teq, mu, body["mass"], body["radius"])
-    return {
+    vapour = np.where(runaway & ~water_lost, 0.3 + 0.6 * v["h2o_gas"], vapour)
+    return {"gaseous": gaseous, "pressure": pressure, "airless": airless, "albedo": albedo,
+            "water": water, "ocean": ocean, "ts": ts, "teq": teq, "beyond": beyond,
+            "humidity": humidity, "vapour": vapour, "x_co2": x_co2, "water_lost": water_lost,
+            "volcanic": volcanic}
+
+
+def _physics(v: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every per-planet scalar, vectorised over the block (module docstrings of the parts):
+    the planet as it is, and as the climate model represents it."""
+    star = stars.draw_stars(v["star_class"], v["star_mass"], v["star_luminosity"],
+                            v["star_radius"])
+    body = planets.draw_bodies(v["planet_mass"], v["planet_radius"], v["transition"])
+    orbit = planets.draw_orbits(star, v["orbit"], v["orbit_span"], v["eccentricity"])
+    true = _world(v, star, body, orbit, body["gaseous"], runaway_feedback=True)
+    modelled = _world(v, star, body, orbit, np.zeros_like(body["gaseous"]),
+                      runaway_feedback=False)
+    klass = labels.habitability_class(true["gaseous"], true["airless"], true["beyond"],
+                                      true["ts"], true["pressure"])
+    habitable = klass == labels.TEMPERATE
+    life = habitable & (v["life"] < labels.LIFE_PROBABILITY)
+    oxygenic = v["oxygenic"] < 0.6
+    for world in (true, modelled):
+        world["x"] = planets.composition(v, world["gaseous"], world["airless"], world["x_co2"],
+                                         world["water_lost"], world["vapour"], life, oxygenic,
+                                         world["teq"])
+    mu = planets.mean_molecular_mass(true["x"], true["gaseous"])
+    shared = {
         **{f"star_{k}": val for k, val in star.items()},
         **{f"planet_{k}": val for k, val in body.items()},
-        **orbit, "pressure": pressure, "airless": airless, "albedo": albedo,
-        "water": water, "ocean": ocean, "ts": ts, "teq": teq, "klass": klass,
-        "habitable": habitable, "life": life, "oxygenic": oxygenic, "humidity": humidity,
-        "x": x, "mu": mu, "scale_height": scale_height,
-        "volcanic": volcanic, "subsurface": v["subsurface"] < 0.5,
+        **orbit, "klass": klass, "habitable": habitable, "life": life, "oxygenic": oxygenic,
+        "subsurface": v["subsurface"] < 0.5,
         "j_mag": J_MAG_RANGE[0] + (J_MAG_RANGE[1] - J_MAG_RANGE[0]) * v["j_mag"],
         "transits": 1 + np.floor(v["transits"] * MAX_TRANSITS).astype(np.int64),
         "cloud_deck": 10.0 ** (-2.0 * v["cloud_deck"]),
+        "scale_height": spectrum.scale_height_m(true["teq"], mu, body["mass"], body["radius"]),
     }
+    return shared | true, shared | modelled
 
 
 def _present(v: dict[str, np.ndarray], b: int, rate: float) -> np.ndarray:
@@ -129,12 +160,14 @@ def _block(start: int, stop: int, config) -> list[PlanetSample]:
     seed = config.seed
     rngs = [np.random.default_rng([seed, i]) for i in range(start, stop)]
     v = _variates(rngs)
-    p = _physics(v)
+    p, m = _physics(v)  # the planet, and the climate model's planet
     weather = np.stack([rng.standard_normal(climate.N_WEATHER_MODES) for rng in rngs])
-    # the datacube is a climate-model run with a retrieved atmosphere, not the truth
-    modelled_ts = np.maximum(p["ts"] + GCM_BIAS_K * v["gcm_bias"], 0.5 * p["ts"])
-    cubes, cloud_cover = climate.datacube(
-        modelled_ts, p["teq"], p["pressure"], p["airless"], p["planet_gaseous"], p["locked"],
+    modelled_ts = np.maximum(m["ts"] + GCM_BIAS_K * v["gcm_bias"], 0.5 * m["ts"])
+    cubes, modelled_clouds = climate.datacube(
+        modelled_ts, m["teq"], m["pressure"], m["airless"], m["gaseous"], p["locked"],
+        m["humidity"], m["ocean"], weather, config.climate_shape)
+    _, cloud_cover = climate.datacube(
+        p["ts"], p["teq"], p["pressure"], p["airless"], p["gaseous"], p["locked"],
         p["humidity"], p["ocean"], weather, config.climate_shape)
     depth = spectrum.model_depth(p["x"], p["scale_height"], p["planet_radius"],
                                  p["star_radius"], np.where(p["airless"], 0.0, p["pressure"]),
@@ -144,9 +177,12 @@ def _block(start: int, stop: int, config) -> list[PlanetSample]:
                        p["eccentricity"], p["insolation"]], axis=1).astype(np.float32)
     period = 365.256 * np.sqrt(p["semi_major_axis"] ** 3 / p["star_mass"])
     teq_assumed = physics.equilibrium_temperature_from_insolation(p["insolation"], 0.3)
-    surface_liquid = ((p["ocean"] > 0) & (p["ts"] < climate.boiling_temperature(p["pressure"]))
-                      & (climate.warmest_surface(p["ts"], p["pressure"], p["locked"])
-                         > climate.KELVIN_FREEZE))
+    retrieved_ts = p["ts"] + THERMAL_EMISSION_ERROR_K * v["thermal_error"]
+    modelled_liquid = ((m["ocean"] > 0)
+                       & (modelled_ts < climate.boiling_temperature(m["pressure"]))
+                       & (climate.warmest_surface(modelled_ts, m["pressure"], p["locked"])
+                          > climate.KELVIN_FREEZE))
+    modelled_ice = ~m["airless"] & (modelled_ts < climate.KELVIN_FREEZE)
     samples = []
     for b, rng in enumerate(rngs):
         index = start + b
@@ -154,12 +190,12 @@ def _block(start: int, stop: int, config) -> list[PlanetSample]:
                                                  v["instrument"][b], v["gap"][b], rng)
         mixing = dict(zip(planets.GASES, p["x"][b].tolist(), strict=True))
         env = {"life": bool(p["life"][b]), "oxygenic": bool(p["oxygenic"][b]),
-               "liquid": bool(surface_liquid[b]),
-               "subsurface_ocean": bool(p["subsurface"][b] and p["klass"][b] == labels.FROZEN),
-               "airless": bool(p["airless"][b]), "gaseous": bool(p["planet_gaseous"][b]),
-               "volcanic": bool(p["volcanic"][b]), "temperature": float(p["ts"][b]),
-               "pressure": float(p["pressure"][b]), "cloud_cover": float(cloud_cover[b]),
-               "x": mixing}
+               "liquid": bool(modelled_liquid[b]),
+               "subsurface_ocean": bool(p["subsurface"][b] and modelled_ice[b]),
+               "airless": bool(m["airless"][b]), "gaseous": False,
+               "volcanic": bool(m["volcanic"][b]), "temperature": float(modelled_ts[b]),
+               "pressure": float(m["pressure"][b]), "cloud_cover": float(modelled_clouds[b]),
+               "x": dict(zip(planets.GASES, m["x"][b].tolist(), strict=True))}
         nodes, edge_index, edge_attr = biosphere.planet_graph(env, rng)
         facts = {"teff": float(p["star_teff"][b]), "period": float(period[b]),
                  "a": float(p["semi_major_axis"][b]), "radius": float(p["planet_radius"][b]),
@@ -167,7 +203,8 @@ def _block(start: int, stop: int, config) -> list[PlanetSample]:
                  "teq_assumed": float(teq_assumed[b]), "e": float(p["eccentricity"][b]),
                  "locked": bool(p["locked"][b]), "j_mag": float(p["j_mag"][b]),
                  "pressure": float(p["pressure"][b]) * (not p["airless"][b]),
-                 "gaseous": bool(p["planet_gaseous"][b]), "x": mixing}
+                 "x": mixing,
+                 "retrieved_ts": float(retrieved_ts[b])}
         description = text.describe(facts, rng)
         sample = PlanetSample(
             planet_id=f"synth-{seed}-{index:07d}", climate=cubes[b],

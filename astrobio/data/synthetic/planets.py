@@ -10,7 +10,9 @@ distance of Kasting et al. 1993, scaled).
 
 Planets: mass log-uniform over 0.1–12 Earth masses; radius from Chen & Kipping (2017) with
 their fractional scatter (4.03 % Terran, 14.6 % Neptunian); a planet is gaseous (an H2/He
-envelope) above a transition radius drawn uniformly in 1.6–1.8 Earth radii.
+envelope) above a transition radius drawn uniformly across the radius valley, 1.5–2.0 Earth
+radii (Fulton et al. 2017): whether a planet there kept its envelope depends on a history
+(photoevaporation, core-powered mass loss) that its mass and radius do not settle.
 
 Atmospheres of rocky planets: kept when the planet lies inside the "cosmic shoreline" of Zahnle
 & Catling (2017), S < 25 (v_esc / v_esc,Earth)^4 (a third of that around M dwarfs, whose XUV
@@ -63,18 +65,20 @@ def draw_bodies(u_mass, z_radius, u_transition) -> dict[str, np.ndarray]:
     mass = low * (high / low) ** u_mass
     scatter_dex = np.where(mass < 2.04, np.log10(1.0403), np.log10(1.146))
     radius = physics.planet_radius_from_mass(mass) * 10.0 ** (scatter_dex * z_radius)
-    return {"mass": mass, "radius": radius, "gaseous": radius > 1.6 + 0.2 * u_transition}
+    return {"mass": mass, "radius": radius, "gaseous": radius > 1.5 + 0.5 * u_transition}
 
 
-def surface_pressure(body: dict, orbit: dict, star: dict, z_escape, z_pressure) -> np.ndarray:
-    """Surface pressure in bar; 0 for airless rocks, 1 (the reference level) for gas planets."""
+def surface_pressure(gaseous, body: dict, orbit: dict, star: dict, z_escape,
+                     z_pressure) -> np.ndarray:
+    """Surface pressure in bar; 0 for airless rocks, 1 (the reference level) for the planets
+    `gaseous` marks."""
     v_escape = np.sqrt(body["mass"] / body["radius"])
     shoreline = 25.0 * v_escape**4 * np.where(star["teff"] < M_DWARF_TEFF_K, 1.0 / 3.0, 1.0)
     kept = np.log10(orbit["insolation"] / shoreline) + 0.35 * z_escape < 0.0
     pressure = np.minimum(10.0 ** (0.6 * np.log10(body["mass"]) + 0.45 * z_pressure),
                           MAX_PRESSURE_BAR)
     pressure = np.where(kept & (pressure >= AIRLESS_BAR), pressure, 0.0)
-    return np.where(body["gaseous"], 1.0, pressure)
+    return np.where(gaseous, 1.0, pressure)
 
 
 def log_uniform(u, low, high):

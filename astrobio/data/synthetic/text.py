@@ -3,21 +3,26 @@
 Each fact appears with its own probability, in one of several phrasings, sometimes as a
 rounded number and sometimes only as a word ("a cool red dwarf", "super-Earth-sized"). The
 text carries the star, orbit and size (partly, as the parameters do), plus noisy hints the
-parameters lack: tidal locking, stellar activity, tentative gas detections and a guess at
-the atmosphere's thickness, each of which can be missing or wrong. It never names the
-habitability class, habitability or life.
+parameters lack: tidal locking, stellar activity, tentative gas detections, a guess at the
+atmosphere's thickness (blind to an H2/He envelope, whose 1-bar level reads as "about a bar")
+and, in half the descriptions, a surface temperature retrieved from thermal emission (the
+`retrieved_ts` fact, measured with an error), each of which can be missing or wrong. It never
+names the habitability class, habitability or life.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from astrobio.data.synthetic.climate import KELVIN_FREEZE
 from astrobio.data.synthetic.stars import spectral_type
 
 CATALOGUES = ("TOI-", "Kepler-", "K2-", "LHS ", "GJ ", "HD ", "LP ", "Wolf ", "KOI-", "TIC ")
 GAS_NAMES = {"H2O": "water vapour", "CO2": "carbon dioxide", "CH4": "methane",
              "O2": "molecular oxygen", "O3": "ozone", "NH3": "ammonia", "CO": "carbon monoxide"}
 # A gas is "seen" in the text only above this mixing ratio, and then only sometimes.
+THERMAL_EMISSION_SHARE = 0.5
+BOILING_1_BAR_K = 373.15
 DETECTION_LEVEL = {"H2O": 1e-3, "CO2": 1e-3, "CH4": 1e-4, "O2": 1e-2, "O3": 1e-7,
                    "NH3": 1e-5, "CO": 1e-4}
 
@@ -43,10 +48,22 @@ def _star_phrase(teff: float, rng) -> str:
     if rng.random() < 0.5:
         return word
     article = "an" if letter in "FM" else "a"
-    return _pick(rng, (f"a {letter}-type star with Teff = {teff:,.0f} K",
+    return _pick(rng, (f"{article} {letter}-type star with Teff = {teff:,.0f} K",
                        f"{article} {letter} dwarf (effective temperature about "
                        f"{round(teff, -1):,.0f} K)",
                        f"a {teff:,.0f} K {letter} star"))
+
+
+def _thermal_emission(kelvin: float, rng) -> str:
+    if kelvin < KELVIN_FREEZE:
+        verdict = "below the freezing point of water"
+    elif kelvin < BOILING_1_BAR_K:
+        verdict = "between the freezing and boiling points of water"
+    else:
+        verdict = "above the boiling point of water at one bar"
+    return _pick(rng, (f"Thermal emission puts the surface near {kelvin:.0f} K, {verdict}.",
+                       f"The surface temperature retrieved from its thermal emission is about "
+                       f"{kelvin:.0f} K, {verdict}."))
 
 
 def describe(f: dict, rng: np.random.Generator) -> str:
@@ -89,11 +106,9 @@ def describe(f: dict, rng: np.random.Generator) -> str:
         facts.append("The host star shows frequent flares.")
     if f["j_mag"] < 9.0 and r[8] < 0.5:
         facts.append(f"The host is bright (J = {f['j_mag']:.1f}), a good target for JWST.")
-    if r[9] < 0.35:
+    if r[9] < 0.35:  # blind to an envelope, whose 1-bar level reads as "about a bar"
         pressure = f["pressure"] * 10.0 ** (0.4 * (r[10] - 0.5))  # a rough retrieval
-        if f["gaseous"]:
-            facts.append("The transmission spectrum shows large-amplitude features.")
-        elif pressure <= 0.0:
+        if pressure <= 0.0:
             facts.append("The transmission spectrum shows muted features.")
         elif pressure < 0.3:
             facts.append("Retrievals favour a thin atmosphere.")
@@ -108,6 +123,8 @@ def describe(f: dict, rng: np.random.Generator) -> str:
         facts.append(_pick(rng, (f"Tentative detection of {names}.",
                                  f"Absorption attributed to {names} is reported at low "
                                  "significance.")))
+    if r[13] < THERMAL_EMISSION_SHARE:
+        facts.append(_thermal_emission(f["retrieved_ts"], rng))
     if r[12] < 0.15:
         facts.append(_pick(rng, ("No further observations are scheduled.",
                                  "Follow-up observations are planned.",

@@ -107,9 +107,9 @@ def test_labels_follow_the_class_rules(shared_samples):
         radius = s.params[PARAM_NAMES.index("pl_rade")]
         assert s.habitable == int(s.habitability_class == classes["temperate"])
         assert s.biosignature <= s.habitable  # life only where habitable
-        if radius > 1.8:
+        if radius > 2.0:
             assert s.habitability_class == classes["gaseous"]
-        if radius < 1.6:
+        if radius < 1.5:
             assert s.habitability_class != classes["gaseous"]
         if s.habitability_class == classes["temperate"]:
             assert 273.15 <= s.surface_temperature <= 395.0

@@ -110,7 +110,7 @@ def test_biosignature_planets_show_o2_o3_or_ch4(shared_samples):
     index = np.array([int(s.planet_id.rsplit("-", 1)[1]) for s in life])
     seed = int(life[0].planet_id.split("-")[1])
     rngs = [np.random.default_rng([seed, int(i)]) for i in index]
-    p = generator._physics(generator._variates(rngs))
+    p, _ = generator._physics(generator._variates(rngs))  # the planet as it is
     assert p["life"].all()
     bands = {"CH4": np.argmin(abs(grid - 3.3)), "O3": np.argmin(abs(grid - 9.6))}
     for k in range(len(life)):
