@@ -1,0 +1,28 @@
+"""Tokens per second and model FLOPs utilisation (MFU) of a training step.
+
+Model FLOPs per LLM position (prefix included): 2N forward + 2N input gradients + 2N_trained
+weight gradients + 12 L h s attention (PaLM's count without recomputation, so MFU, not HFU),
+over the job's peak dense bf16 FLOP/s.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Dense bf16 tensor-core peaks (datasheets; H200 as measured here, DESIGN.md), by device name.
+PEAK_BF16_FLOPS = {"A5000": 111e12, "A100": 312e12, "H100": 989e12, "H200": 790e12}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
+
+
+def flops_per_token(model: torch.nn.Module, lm_config, seq_len: int) -> float:
+    """Training FLOPs per LLM position, without recomputation (so MFU, not HFU)."""
+    n_all = sum(p.numel() for p in model.parameters())  # a DTensor's numel is the global one
+    n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    attention = 12 * lm_config.num_hidden_layers * lm_config.hidden_size * seq_len
+    return 4 * n_all + 2 * n_trained + attention
