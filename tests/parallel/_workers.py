@@ -7,6 +7,7 @@ others waiting forever; the parent joins with a deadline as well (`run_ranks`).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import time
@@ -173,3 +174,39 @@ def train_rank(rank: int, config_overrides: list[str], data: str, out: str) -> d
 
     config = load("tiny", overrides=config_overrides)
     return train_distributed(config, out, data, progress=False)
+
+
+class Crash(RuntimeError):
+    """The failure `crash_then_resume_rank` injects."""
+
+
+def crash_then_resume_rank(rank: int, config_overrides: list[str], data: str, out: str,
+                           crash_after_step: int) -> dict:
+    """Train until step `crash_after_step` is logged, fail on every rank at once (a crash
+    between two checkpoints), then `--resume` in the same process group; returns the last
+    step logged before the resume and the resumed run's test metrics."""
+    from astrobio.config import load_config as load
+    from astrobio.parallel import train as parallel_train
+
+    config = load("tiny", overrides=config_overrides)
+    layout = parallel_train.MeshParallelism
+    mean_losses, steps = layout.mean_losses, 0
+
+    def crash_after(self, sums):  # called once per step, before the step is logged
+        nonlocal steps
+        steps += 1
+        if steps > crash_after_step:
+            raise Crash(f"injected after step {crash_after_step}")
+        return mean_losses(self, sums)
+
+    layout.mean_losses = crash_after
+    try:
+        parallel_train.train_distributed(config, out, data, progress=False)
+    except Crash:
+        pass
+    finally:
+        layout.mean_losses = mean_losses
+    lines = (Path(out) / "metrics.jsonl").read_text().splitlines()
+    logged = max(json.loads(line)["step"] for line in lines)
+    return logged, parallel_train.train_distributed(config, out, data, resume=True,
+                                                    progress=False)

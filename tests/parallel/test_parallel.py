@@ -146,6 +146,31 @@ def test_tp2_training_tracks_single_process_and_its_checkpoint_loads_in_one(tmp_
 
 
 @pytest.mark.distributed
+def test_tp2_resume_after_a_crash_equals_the_uninterrupted_run(tmp_path):
+    """Both ranks fail after step 3 (checkpoint at 2); resuming redoes steps 3-5 exactly."""
+    from astrobio.config import load_config
+    from astrobio.data.dataset import ensure_default_dataset
+
+    overrides = TRAIN + ["parallel.tp=2", "train.checkpoint_every=2"]
+    config = load_config("tiny", overrides=overrides)
+    data = str(ensure_default_dataset(config.data, tmp_path / "data", progress=False))
+    whole = W.run_ranks(W.train_rank, 2, tmp_path / "ranks-whole", overrides, data,
+                        str(tmp_path / "whole"))
+    resumed = W.run_ranks(W.crash_then_resume_rank, 2, tmp_path / "ranks-resumed", overrides,
+                          data, str(tmp_path / "resumed"), 3)
+
+    def curve(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [(r["step"], r["loss/total"]) for r in map(json.loads, lines)
+                if "loss/total" in r]
+
+    assert [step for step, _ in curve("whole")] == [1, 2, 3, 4, 5]
+    assert [logged for logged, _ in resumed] == [3, 3]  # the crash came after step 3
+    assert curve("resumed") == curve("whole")
+    assert resumed[0][1]["habitable"] == whole[0]["habitable"]
+
+
+@pytest.mark.distributed
 @pytest.mark.slow
 def test_2d_tp_by_fsdp_with_lora_matches_one_process(tmp_path, test_seed):
     """4 ranks as [dp=2, tp=2]: TP peers share a batch, the two DP groups average."""

@@ -50,6 +50,27 @@ def test_cli_trains_checkpoints_and_evaluates(tmp_path, small_dataset, small_ove
     assert train_main(argv) == 1
 
 
+def test_llm_path_flag_starts_from_the_saved_weights(tmp_path, small_dataset, small_overrides):
+    """`--llm-path DIR` loads the LM that `save_pretrained` wrote there; at learning rate 0
+    the trained run's LM weights are exactly the saved ones (a fresh LM would differ)."""
+    from astrobio.models.llm import build_llama
+
+    config = load_config("tiny", overrides=small_overrides)
+    torch.manual_seed(12345)
+    saved = build_llama(config.model.llm)
+    saved.save_pretrained(tmp_path / "lm")
+    run = tmp_path / "run"
+    argv = ["--data", str(small_dataset), "--out", str(run), "--quiet", "--steps", "2",
+            "--lr", "0", "--llm-path", str(tmp_path / "lm")]
+    for item in small_overrides:
+        argv += ["--set", item]
+    assert train_main(argv) == 0
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["config"]["model"]["llm"]["path"] == str(tmp_path / "lm")
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(state["model"][f"llm.lm.{name}"], tensor), name
+
+
 KILL_AT_STEP_3 = """
 import os, signal, sys
 from astrobio.train import trainer
