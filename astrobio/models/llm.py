@@ -60,13 +60,20 @@ class LLMOutput:
         return self.hidden_states[:, self.text_positions]
 
 
-def build_llama(config: LLMConfig) -> LlamaForCausalLM:
-    """A randomly initialised LLaMA from `config`, or the one saved at `config.path`."""
+def build_llama(config: LLMConfig, weights: bool = True) -> LlamaForCausalLM:
+    """A randomly initialised LLaMA from `config`, or the one saved at `config.path`; with
+    `weights=False` the saved one's architecture on the meta device, weights unread (for
+    `astrobio.parallel.load`, which fills each rank's shards)."""
     if config.path is not None:
         path = Path(config.path)
         if not (path / "config.json").is_file():
             raise ConfigError(f"model.llm.path {str(path)!r}: no config.json there; give a "
                               "directory written by save_pretrained")
+        if not weights:
+            saved = LlamaConfig.from_pretrained(path, local_files_only=True)
+            saved._attn_implementation = "sdpa"
+            with torch.device("meta"):
+                return LlamaForCausalLM(saved)
         return LlamaForCausalLM.from_pretrained(path, local_files_only=True,
                                                 attn_implementation="sdpa")
     llama_config = LlamaConfig(
@@ -86,9 +93,9 @@ def build_llama(config: LLMConfig) -> LlamaForCausalLM:
 
 class MultiModalLLM(nn.Module):
     def __init__(self, config: LLMConfig, numerical_dim: int, spectral_dim: int,
-                 numerical_tokens: int, spectral_tokens: int):
+                 numerical_tokens: int, spectral_tokens: int, load_weights: bool = True):
         super().__init__()
-        self.lm = build_llama(config)
+        self.lm = build_llama(config, weights=load_weights)
         hidden = self.lm.config.hidden_size
         self.hidden_size = hidden
         self.numerical_tokens = numerical_tokens

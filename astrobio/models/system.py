@@ -51,7 +51,10 @@ class SystemOutput:
 
 
 class UnifiedMultiModalSystem(nn.Module):
-    def __init__(self, config: Config | ModelConfig, data: DataConfig | None = None):
+    def __init__(self, config: Config | ModelConfig, data: DataConfig | None = None,
+                 load_llm_weights: bool = True):
+        """`load_llm_weights=False` leaves a saved LLM (`model.llm.path`) on the meta device,
+        for `astrobio.parallel.load` to fill shard by shard."""
         super().__init__()
         if isinstance(config, Config):
             model, data = config.model, config.data
@@ -61,7 +64,8 @@ class UnifiedMultiModalSystem(nn.Module):
         d = model.d_model
         self.llm = MultiModalLLM(model.llm, numerical_dim=2 * d, spectral_dim=d,
                                  numerical_tokens=model.numerical_prefix_tokens,
-                                 spectral_tokens=model.spectral_prefix_tokens)
+                                 spectral_tokens=model.spectral_prefix_tokens,
+                                 load_weights=load_llm_weights)
         _check_text_fits(data, model, self.llm.lm.config)
         self.climate_encoder = DatacubeCNN(data.climate_shape, model.cnn_channels, d)
         self.graph_encoder = GraphVAE(model.gnn_hidden, model.gnn_layers, model.gnn_latent, d,

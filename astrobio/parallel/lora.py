@@ -30,6 +30,10 @@ class LoRALinear(nn.Module):
         factory = {"device": base.weight.device}
         self.lora_a = nn.Linear(base.in_features, rank, bias=False, **factory)
         self.lora_b = nn.Linear(rank, base.out_features, bias=False, **factory)
+        self.reset_adapters()
+
+    def reset_adapters(self) -> None:
+        """A Kaiming-uniform, B zero: the adapted layer equals its base."""
         nn.init.kaiming_uniform_(self.lora_a.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_b.weight)
 

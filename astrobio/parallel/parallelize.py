@@ -5,6 +5,8 @@ their original paths), then checkpoint wrappers, then FSDP units over whole wrap
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
@@ -26,14 +28,19 @@ def freeze_llm_base(model: nn.Module, parallel: ParallelConfig) -> None:
 
 
 def parallelize(model: nn.Module, mesh: DeviceMesh, parallel: ParallelConfig,
-                extra: list[nn.Module] = (), low_precision: bool | None = None) -> nn.Module:
+                extra: list[nn.Module] = (), low_precision: bool | None = None,
+                materialize_llm: Callable[[nn.Module], None] | None = None) -> nn.Module:
     """Apply the plan to `model` in place over the `(dp, tp)` `mesh`; `extra` modules (e.g. the
     loss's `UncertaintyWeighting`) are FSDP units too; `low_precision` (default: on CUDA)
-    makes FSDP compute in bf16. Returns `model`."""
+    makes FSDP compute in bf16; `materialize_llm(model)` runs once the LLM is tensor-parallel
+    and before FSDP (`load.load_llm_shards` for an LLM built on the meta device). Returns
+    `model`."""
     freeze_llm_base(model, parallel)
     if mesh["tp"].size() > 1:
         apply_tensor_parallel(model.llm, mesh["tp"], parallel.sequence_parallel,
                               parallel.loss_parallel)
+    if materialize_llm is not None:
+        materialize_llm(model)
     apply_activation_checkpointing(model.llm.lm.model.layers, parallel.activation_checkpointing)
     apply_fsdp(model, mesh["dp"], list(extra), low_precision)
     return model

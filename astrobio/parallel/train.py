@@ -19,6 +19,7 @@ from torch.distributed.device_mesh import DeviceMesh
 from astrobio.config import Config
 from astrobio.models import UnifiedMultiModalSystem
 from astrobio.parallel import dcp
+from astrobio.parallel.load import load_llm_shards
 from astrobio.parallel.mesh import init_mesh, local_device
 from astrobio.parallel.parallelize import (
     adamw,
@@ -30,16 +31,18 @@ from astrobio.parallel.tensor_parallel import loss_parallel_context
 from astrobio.train.trainer import RunFiles, train
 
 
-def build_model(config: Config, low_precision: bool) -> UnifiedMultiModalSystem:
+def build_model(config: Config, low_precision: bool,
+                load_llm_weights: bool = True) -> UnifiedMultiModalSystem:
     """With `low_precision` (on CUDA) the LLM is built in bf16 (its frozen base stays bf16: 2
     bytes/param), the trained modules in fp32 (FSDP's policy casts them to bf16 for compute);
-    otherwise all in fp32. On the current default device."""
+    otherwise all in fp32. On the current default device; `load_llm_weights=False` leaves a
+    saved LLM on the meta device (`load.py`)."""
     if not low_precision:
-        return UnifiedMultiModalSystem(config)
+        return UnifiedMultiModalSystem(config, load_llm_weights=load_llm_weights)
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)
     try:
-        model = UnifiedMultiModalSystem(config)
+        model = UnifiedMultiModalSystem(config, load_llm_weights=load_llm_weights)
     finally:
         torch.set_default_dtype(default)
     for name, module in model.named_children():
@@ -82,8 +85,15 @@ class MeshParallelism:
         self._sharded_loss = uses_loss_parallel(mesh, config.parallel)
 
     def build(self, config: Config, uncertainty: torch.nn.Module | None) -> torch.nn.Module:
-        model = build_model(config, self.device.type == "cuda")
-        parallelize(model, self.mesh, self.parallel, extra=[uncertainty] if uncertainty else [])
+        """A saved LLM (`model.llm.path`) is read shard by shard (`load.py`), never whole."""
+        path = config.model.llm.path
+        model = build_model(config, self.device.type == "cuda", load_llm_weights=path is None)
+        materialize = None
+        if path is not None:
+            def materialize(m):
+                load_llm_shards(m.llm.lm, path, self.device)
+        parallelize(model, self.mesh, self.parallel, extra=[uncertainty] if uncertainty else [],
+                    materialize_llm=materialize)
         return model.to(self.device)
 
     def optimizer(self, params, cfg) -> torch.optim.Optimizer:

@@ -210,3 +210,32 @@ def crash_then_resume_rank(rank: int, config_overrides: list[str], data: str, ou
     logged = max(json.loads(line)["step"] for line in lines)
     return logged, parallel_train.train_distributed(config, out, data, resume=True,
                                                     progress=False)
+
+
+def sharded_llm_rank(rank: int, overrides: list[str], lm_dir: str, seed: int,
+                     batch_size: int) -> list:
+    """Loss and full gradients of one step under the plan, with the saved LLM at `lm_dir`
+    read whole (`from_pretrained`) and read shard by shard into a meta-device build
+    (`load_llm_shards`); every other module starts from the same weights in both."""
+    from astrobio.parallel.load import load_llm_shards
+    from astrobio.parallel.mesh import init_mesh
+    from astrobio.parallel.parallelize import parallelize, uses_loss_parallel
+    from astrobio.parallel.train import build_model
+
+    config = small_config(*overrides, f"model.llm.path={lm_dir}")
+    mesh = init_mesh(config.parallel, timeout=COLLECTIVE_TIMEOUT)
+    batch = make_batch(seed, batch_size, config)
+    others = None
+    results = []
+    for whole in (True, False):
+        model = build_model(config, low_precision=False, load_llm_weights=whole)
+        if others is None:
+            others = {k: v.clone() for k, v in model.state_dict().items()
+                      if not k.startswith("llm.lm.")}
+        else:
+            model.load_state_dict(others, strict=False)
+        parallelize(model, mesh, config.parallel, materialize_llm=None if whole else (
+            lambda m: load_llm_shards(m.llm.lm, lm_dir, torch.device("cpu"))))
+        results.append(loss_and_grads(model, config, batch,
+                                      uses_loss_parallel(mesh, config.parallel)))
+    return results
