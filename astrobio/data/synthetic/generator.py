@@ -166,6 +166,7 @@ def _block(start: int, stop: int, config) -> list[PlanetSample]:
     cubes, modelled_clouds = climate.datacube(
         modelled_ts, m["teq"], m["pressure"], m["airless"], m["gaseous"], p["locked"],
         m["humidity"], m["ocean"], weather, config.climate_shape)
+    # the planet's own climate, for its clouds: the spectrum sees these, not the model's
     _, cloud_cover = climate.datacube(
         p["ts"], p["teq"], p["pressure"], p["airless"], p["gaseous"], p["locked"],
         p["humidity"], p["ocean"], weather, config.climate_shape)
@@ -203,8 +204,7 @@ def _block(start: int, stop: int, config) -> list[PlanetSample]:
                  "teq_assumed": float(teq_assumed[b]), "e": float(p["eccentricity"][b]),
                  "locked": bool(p["locked"][b]), "j_mag": float(p["j_mag"][b]),
                  "pressure": float(p["pressure"][b]) * (not p["airless"][b]),
-                 "x": mixing,
-                 "retrieved_ts": float(retrieved_ts[b])}
+                 "x": mixing, "retrieved_ts": float(retrieved_ts[b])}
         description = text.describe(facts, rng)
         sample = PlanetSample(
             planet_id=f"synth-{seed}-{index:07d}", climate=cubes[b],

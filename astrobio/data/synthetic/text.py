@@ -20,9 +20,9 @@ from astrobio.data.synthetic.stars import spectral_type
 CATALOGUES = ("TOI-", "Kepler-", "K2-", "LHS ", "GJ ", "HD ", "LP ", "Wolf ", "KOI-", "TIC ")
 GAS_NAMES = {"H2O": "water vapour", "CO2": "carbon dioxide", "CH4": "methane",
              "O2": "molecular oxygen", "O3": "ozone", "NH3": "ammonia", "CO": "carbon monoxide"}
-# A gas is "seen" in the text only above this mixing ratio, and then only sometimes.
-THERMAL_EMISSION_SHARE = 0.5
+THERMAL_EMISSION_SHARE = 0.5  # of descriptions quoting a retrieved surface temperature
 BOILING_1_BAR_K = 373.15
+# A gas is "seen" in the text only above this mixing ratio, and then only sometimes.
 DETECTION_LEVEL = {"H2O": 1e-3, "CO2": 1e-3, "CH4": 1e-4, "O2": 1e-2, "O3": 1e-7,
                    "NH3": 1e-5, "CO": 1e-4}
 
