@@ -4,8 +4,9 @@
 over the `(dp, tp)` mesh. `train.batch_size` is the global batch, each data-parallel rank loads
 its `batch_size / dp` share (`make_loader(num_replicas=dp, rank=dp_rank)`), ranks of one TP
 group load the same samples. Rank 0 alone writes metrics, the run config and the progress bar;
-every rank writes its shards of the checkpoint (`dcp.py`). Each step logs tokens/s and MFU
-(`astrobio.train.throughput`). Per-module gradient-flow logging is single-process only.
+every rank writes its shards of the checkpoint (`dcp.py`) and reads only its shards of a saved
+LLM (`load.py`). Each step logs tokens/s and MFU (`astrobio.train.throughput`). Per-module
+gradient-flow logging is single-process only.
 """
 
 from __future__ import annotations
