@@ -103,8 +103,8 @@ def _print_summary(results: dict, report: Path) -> None:
         row = study["table"][variant]
         print(f"{variant:<22} {fmt(row['auroc']):>15} {fmt(row['accuracy']):>15} "
               f"{fmt(row['surface_temperature_mae_k'], 1):>15}")
-    for other, comparison in study["comparisons"].items():
-        print(f"unified vs {other}: {comparison['verdict']} (AUROC difference "
+    for pair, comparison in study["comparisons"].items():
+        print(f"{pair}: {comparison['verdict']} (AUROC difference "
               f"{comparison['difference']:+.3f}, spread {comparison['spread']:.3f})")
     matches = sum(r["match"] for r in results["physics"]["kopparapu"])
     print(f"Kopparapu 2014 solar limits reproduced: {matches}/4")

@@ -3,6 +3,9 @@
 Per seed (the seed sets initialisation and data order; the dataset is the same for all):
 
     unified                 the end-to-end system, `astrobio.train.trainer.train`
+    unified_matched         the same, trained for len(MODALITIES) times the steps: the
+                            compute of the five only_<m> runs that late fusion and isolated
+                            training are built from
     only_<m>                the system trained and evaluated with only modality m present
     late_fusion             the mean of the five only_<m> models' probabilities
     isolated                each encoder from its only_<m> run (trained alone with its own
@@ -10,7 +13,7 @@ Per seed (the seed sets initialisation and data order; the dataset is the same f
     without_<m>             the system retrained with modality m withheld
     uncertainty_weighting   the unified system with `loss.uncertainty_weighting=true`
 
-Every run has the same budget (`train.steps`, `train.batch_size`, `train.lr`). The unified
+Every other run has the same budget (`train.steps`, `train.batch_size`, `train.lr`). The unified
 model is also scored with each modality removed at evaluation (`astrobio.eval.evaluate.ablation`),
 and its gradient-flow log is read from `gradient_flow.jsonl`.
 """
@@ -39,17 +42,18 @@ from astrobio.train.losses import WEIGHTED_TERMS
 from astrobio.train.trainer import RunFiles, resolve_device, train
 
 FLOW_MODULES = [*MODALITIES, "fusion", "heads"]
-RUNS_PER_SEED = 3 + 2 * len(MODALITIES)
+RUNS_PER_SEED = 4 + 2 * len(MODALITIES)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _with(config: Config, seed: int, uncertainty: bool = False) -> Config:
+def _with(config: Config, seed: int, uncertainty: bool = False, steps_factor: int = 1) -> Config:
     config = copy.deepcopy(config)
     config.train.seed = seed
     config.loss.uncertainty_weighting = uncertainty
+    config.train.steps *= steps_factor
     return config
 
 
@@ -80,6 +84,8 @@ def run_seed(config: Config, seed: int, out: Path, data_root: Path, bar) -> dict
         return predict(model, test, device)
 
     timed("unified", lambda: trainer_run("unified", cfg))
+    timed("unified_matched", lambda: trainer_run(
+        "unified_matched", _with(config, seed, steps_factor=len(MODALITIES))))
     unified, _ = load_model(runs / "unified", cfg, device)
     ablation_eval = {name: r["auroc"] for name, r in
                      ablation(unified, test, device, predictions["unified"]).items()}
@@ -116,8 +122,8 @@ def summarise(per_seed: list[dict]) -> dict:
     """Every aggregate the report shows, from the per-seed results."""
     table = baselines.aggregate([s["metrics"] for s in per_seed])
     comparisons = {
-        other: baselines.compare(table["unified"]["auroc"], table[other]["auroc"])
-        for other in ("isolated", "late_fusion")
+        f"{model} vs {other}": baselines.compare(table[model]["auroc"], table[other]["auroc"])
+        for model in ("unified", "unified_matched") for other in ("isolated", "late_fusion")
     }
     ablation_eval = {m: baselines.mean_std([s["ablation_eval_auroc"][m] for s in per_seed])
                      for m in MODALITIES}

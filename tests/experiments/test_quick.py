@@ -1,5 +1,6 @@
 """`python -m astrobio.experiments --quick` end to end, so the report cannot rot."""
 
+import itertools
 import json
 import math
 
@@ -18,8 +19,8 @@ def test_quick_study_writes_report_and_every_number(tmp_path, toy_dataset, capsy
             "--data", str(toy_dataset), "--quiet"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "unified vs isolated" in printed and "Kopparapu 2014 solar limits reproduced: 4/4" \
-        in printed
+    assert "unified vs isolated" in printed and "unified_matched vs late_fusion" in printed
+    assert "Kopparapu 2014 solar limits reproduced: 4/4" in printed
 
     results = json.loads((out / "results.json").read_text())
     study = results["study"]
@@ -34,10 +35,17 @@ def test_quick_study_writes_report_and_every_number(tmp_path, toy_dataset, capsy
                 assert stat["mean"] == np.mean(finite)
                 assert abs(stat["std"] - np.std(finite, ddof=1)) < 1e-12
 
+    # the compute-matched unified run takes one step per step of the five single-modality runs
+    for seed in (0, 1):
+        logged = [json.loads(line) for line in (out / "runs" / f"seed{seed}" / "unified_matched"
+                                                / "metrics.jsonl").read_text().splitlines()]
+        assert max(r["step"] for r in logged) == 2 * len(MODALITIES)
+
     # the verdict is computed from the table, not asserted
-    for other in ("isolated", "late_fusion"):
-        u, o = study["table"]["unified"]["auroc"], study["table"][other]["auroc"]
-        comparison = study["comparisons"][other]
+    for model, other in itertools.product(("unified", "unified_matched"),
+                                          ("isolated", "late_fusion")):
+        u, o = study["table"][model]["auroc"], study["table"][other]["auroc"]
+        comparison = study["comparisons"][f"{model} vs {other}"]
         if comparison["verdict"] != "undetermined":
             margin = (u["mean"] - o["mean"]) - (u["std"] + o["std"])
             assert (comparison["verdict"] == "better") == (margin > 0)
