@@ -12,6 +12,7 @@ adapters are initialised afresh and the rotary tables recomputed (neither is in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def load_llm_shards(lm: nn.Module, path: str | Path, device: torch.device) -> No
     files = saved_tensor_files(path)
     lm.to_empty(device=device)
     handles: dict[Path, object] = {}
-    with torch.no_grad():
+    with torch.no_grad(), contextlib.ExitStack() as opened:
         for name, param in lm.named_parameters():
             if ".lora_" in name:
                 continue
@@ -60,7 +61,7 @@ def load_llm_shards(lm: nn.Module, path: str | Path, device: torch.device) -> No
                 raise ConfigError(f"model.llm.path {str(path)!r}: tensor {key!r} of the model "
                                   "is not in its safetensors files")
             if files[key] not in handles:
-                handles[files[key]] = safe_open(files[key], framework="pt")
+                handles[files[key]] = opened.enter_context(safe_open(files[key], framework="pt"))
             full = handles[files[key]].get_tensor(key).to(device=device, dtype=param.dtype)
             if isinstance(param, DTensor):
                 mine = distribute_tensor(full, param.device_mesh, param.placements,
