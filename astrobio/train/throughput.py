@@ -20,9 +20,17 @@ def peak_flops(device: torch.device) -> float | None:
     return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
 
 
-def flops_per_token(model: torch.nn.Module, lm_config, seq_len: int) -> float:
-    """Training FLOPs per LLM position, without recomputation (so MFU, not HFU)."""
-    n_all = sum(p.numel() for p in model.parameters())  # a DTensor's numel is the global one
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(all, trained) parameters; a DTensor's numel is the global one. Fixed during a run, so
+    counted once rather than every step."""
+    n_all = sum(p.numel() for p in model.parameters())
     n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return n_all, n_trained
+
+
+def flops_per_token(counts: tuple[int, int], lm_config, seq_len: int) -> float:
+    """Training FLOPs per LLM position for `parameter_counts` `counts`, without recomputation
+    (so MFU, not HFU)."""
+    n_all, n_trained = counts
     attention = 12 * lm_config.num_hidden_layers * lm_config.hidden_size * seq_len
     return 4 * n_all + 2 * n_trained + attention

@@ -27,7 +27,7 @@ from astrobio.train import checkpoint
 from astrobio.train.checkpoint import restore_rng_states
 from astrobio.train.losses import UncertaintyWeighting, compute_losses, supervised_terms
 from astrobio.train.schedule import warmup_cosine
-from astrobio.train.throughput import flops_per_token, peak_flops
+from astrobio.train.throughput import flops_per_token, parameter_counts, peak_flops
 
 
 class TrainingDiverged(RuntimeError):
@@ -283,6 +283,7 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
     prefix = config.model.numerical_prefix_tokens + config.model.spectral_prefix_tokens
     peak = peak_flops(device)
     job_peak = peak * layout.world if peak else None
+    counts = parameter_counts(model) if job_peak else None
     batches = _forever(loader)
     bad_in_row = 0
     transform = batch_transform or (lambda batch: batch)
@@ -349,7 +350,7 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
             elapsed = time.perf_counter() - started
             tokens_per_s = positions * layout.dp / elapsed
             seq_len = batch.input_ids.shape[1] + prefix
-            mfu = (flops_per_token(model, lm_config, seq_len) * tokens_per_s / job_peak
+            mfu = (flops_per_token(counts, lm_config, seq_len) * tokens_per_s / job_peak
                    if job_peak else None)
             if main:
                 _append_jsonl(files.metrics, {
