@@ -129,5 +129,8 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, num_wor
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         drop_last=drop_last,
         worker_init_fn=seed_worker if num_workers > 0 else None,
+        # fork() after OpenMP/BLAS threads have started can crash a worker (seen: a
+        # segfault in the full test suite); forkserver workers start from a clean process
+        multiprocessing_context="forkserver" if num_workers > 0 else None,
         generator=torch.Generator(),
     )
