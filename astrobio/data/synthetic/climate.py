@@ -44,6 +44,7 @@ import math
 import numpy as np
 
 from astrobio import physics
+from astrobio.data.synthetic.rows import row_matmul
 
 KELVIN_FREEZE = 273.15
 E_TRIPLE_PA = 611.2
@@ -174,8 +175,8 @@ def datacube(ts, teq, pressure_bar, airless, gaseous, locked, rh_surface, ocean_
     # airless columns are zeroed above the surface; 1e-5 bar keeps their arithmetic finite
     p_bottom = np.select([gaseous, airless], [GASEOUS_BOTTOM_BAR, 1e-5],
                          col(pressure_bar)).astype(np.float32)
-    pattern = (np.asarray(weather, np.float32).reshape(len(ts), -1) @ basis.reshape(
-        len(basis), -1)).reshape(-1, lat, lon) / math.sqrt(N_WEATHER_MODES)
+    pattern = row_matmul(np.asarray(weather, np.float32).reshape(len(ts), -1),
+                         basis) / math.sqrt(N_WEATHER_MODES)
 
     kappa = KAPPA_DRY * (1.0 - 0.35 * rh_s)
     ts = np.where(gaseous, ts * GASEOUS_BOTTOM_BAR**kappa, ts)  # 1-bar value down the adiabat

@@ -40,7 +40,7 @@ from astrobio.data.schema import MODALITIES
 from astrobio.data.synthetic import biosphere, climate, labels, planets, spectrum, stars, text
 from astrobio.errors import DataError
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.0.1"
 BLOCK = 64
 
 VARIATES = (

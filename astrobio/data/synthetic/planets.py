@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from astrobio import physics
+from astrobio.data.synthetic.rows import row_matmul
 
 GASES = ("N2", "CO2", "H2O", "CH4", "O2", "O3", "NH3", "CO", "N2O")
 MOLAR_MASS = np.array([28.014, 44.01, 18.015, 16.043, 31.999, 47.998, 17.031, 28.010, 44.013])
@@ -133,6 +134,6 @@ def composition(u: dict, gaseous, airless, co2, water_lost, water_vapour, life, 
 
 def mean_molecular_mass(x: np.ndarray, gaseous) -> np.ndarray:
     """mu in g/mol: the mixing-ratio weighted mass, with the H2/He background of gas planets."""
-    traced = x @ MOLAR_MASS
+    traced = row_matmul(x, MOLAR_MASS)
     background = np.clip(1.0 - x.sum(axis=1), 0.0, 1.0) * H2_HE_MOLAR_MASS
     return np.where(gaseous, traced + background, np.maximum(traced, 1.0))

@@ -29,6 +29,7 @@ import numpy as np
 
 from astrobio.data.schema import wavelength_grid
 from astrobio.data.synthetic.planets import GASES
+from astrobio.data.synthetic.rows import row_matmul
 
 # (centre um, strength s, intrinsic 1-sigma width um) per gas, DESIGN.md band centres.
 BANDS = {
@@ -102,7 +103,8 @@ def model_depth(x, scale_height, planet_radius, star_radius, pressure_bar, cloud
     """Noise-free depth [B, L] in ppm (module docstring); `cloud_deck` = p_cloud / P."""
     _, rayleigh, *_ = _grid_terms(n_bins)
     abundance = np.log10(np.maximum(x, ABUNDANCE_FLOOR) / ABUNDANCE_FLOOR)
-    n = abundance @ band_profiles(n_bins) + rayleigh * np.minimum(pressure_bar, 1.0)[:, None]
+    n = (row_matmul(abundance, band_profiles(n_bins))
+         + rayleigh * np.minimum(pressure_bar, 1.0)[:, None])
     extent = np.log(np.maximum(pressure_bar, TOP_PRESSURE_BAR) / TOP_PRESSURE_BAR)
     clouds = cloud_cover * np.log(1.0 / cloud_deck) * (extent > 0)
     n = np.maximum(np.minimum(n, extent[:, None]), clouds[:, None])
