@@ -1,37 +1,69 @@
 """Dataclass configs with named presets; a TOML/YAML file or `section.key=value` overrides.
 
 `tiny` is the CPU default, `small` a single-GPU model, `13b` a LLaMA-2-13B-shaped LLM with the
-same encoders. Unknown keys are an error, never ignored.
+same encoders. Unknown keys, values of the wrong type and values outside a field's declared
+range or choices (its `check` metadata) are an error when the config loads, never ignored.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astrobio.data.schema import CLIMATE_VARIABLES
 from astrobio.errors import ConfigError
+from astrobio.schema import CLIMATE_VARIABLES
+
+LOADERS = ("torch", "dali")
+BACKENDS = ("auto", "reference", "triton", "cuda")
+ACTIVATION_CHECKPOINTING = ("none", "full", "selective")
+DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
+
+
+def _checked(default, test: Callable[[object], bool], rule: str):
+    """A dataclass field whose value must pass `test` (`rule` says what it must be)."""
+    return field(default=default, metadata={"check": (test, rule)})
+
+
+def one_of(default, choices: tuple):
+    return _checked(default, lambda v: v in choices, f"one of {choices}")
+
+
+def at_least(default, low):
+    return _checked(default, lambda v: v >= low, f">= {low}")
+
+
+def finite_at_least(default, low):
+    return _checked(default, lambda v: math.isfinite(v) and v >= low, f"finite and >= {low}")
+
+
+def fraction(default, closed: bool = False):
+    if closed:
+        return _checked(default, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+    return _checked(default, lambda v: 0.0 <= v < 1.0, "in [0, 1)")
 
 
 @dataclass
 class DataConfig:
-    n_samples: int = 4000
+    n_samples: int = at_least(4000, 1)
     seed: int = 0
-    climate_levels: int = 8
-    lat: int = 16
-    lon: int = 32
-    spectrum_bins: int = 256
-    max_text_tokens: int = 96
-    vocab_size: int = 1024
-    val_fraction: float = 0.1
-    test_fraction: float = 0.25
-    shard_size: int = 256
-    missing_modality_rate: float = 0.1
+    climate_levels: int = at_least(8, 1)
+    lat: int = at_least(16, 2)
+    lon: int = at_least(32, 2)
+    spectrum_bins: int = at_least(256, 8)
+    max_text_tokens: int = at_least(96, 1)
+    vocab_size: int = at_least(1024, 1)
+    val_fraction: float = fraction(0.1)
+    test_fraction: float = fraction(0.25)
+    shard_size: int = at_least(256, 1)
+    missing_modality_rate: float = fraction(0.1, closed=True)
 
     @property
     def climate_shape(self) -> tuple[int, int, int, int]:
@@ -63,8 +95,13 @@ class ModelConfig:
     spectral_prefix_tokens: int = 4
     fusion_layers: int = 2
     fusion_heads: int = 4
-    dropout: float = 0.0
+    dropout: float = fraction(0.0)
     llm: LLMConfig = field(default_factory=LLMConfig)
+
+    @property
+    def prefix_tokens(self) -> int:
+        """LLM positions before the text: the numerical and spectral prefix tokens."""
+        return self.numerical_prefix_tokens + self.spectral_prefix_tokens
 
 
 @dataclass
@@ -83,41 +120,42 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 600
-    batch_size: int = 32
-    grad_accum: int = 1
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    grad_clip: float = 1.0
+    steps: int = at_least(600, 1)
+    batch_size: int = at_least(32, 1)
+    grad_accum: int = at_least(1, 1)
+    lr: float = finite_at_least(2e-3, 0.0)
+    weight_decay: float = finite_at_least(0.01, 0.0)
+    warmup_steps: int = at_least(50, 0)
+    grad_clip: float = _checked(1.0, lambda v: v > 0, "> 0")
     # Each present modality of a training sample is hidden with this probability (never the
     # last one), so fusion learns to use every modality rather than lean on the strongest.
-    modality_dropout: float = 0.25
-    checkpoint_every: int = 200
-    eval_every: int = 200
-    gradient_flow_every: int = 25
-    max_bad_steps: int = 5
-    num_workers: int = 0
+    modality_dropout: float = fraction(0.25)
+    checkpoint_every: int = at_least(200, 1)
+    eval_every: int = at_least(200, 1)
+    gradient_flow_every: int = at_least(25, 1)
+    max_bad_steps: int = at_least(5, 1)
+    num_workers: int = at_least(0, 0)
     # torch intra-op threads on the CPU; 0 keeps torch's default. One is fastest for the tiny
     # model (bench/bench_system_step.py: 0.23 s/step against 0.76 s with two on 2 cores).
-    cpu_threads: int = 1
-    loader: str = "torch"  # "torch" (the reference) or "dali"
+    cpu_threads: int = at_least(1, 0)
+    loader: str = one_of("torch", LOADERS)  # torch (the reference) or dali
     augment: bool = False  # DALI only: random longitude roll, spectrum noise from its errors
     seed: int = 0
-    device: str = "auto"
-    backend: str = "auto"
+    device: str = _checked("auto", lambda v: re.fullmatch(DEVICE_PATTERN, v) is not None,
+                           "auto, cpu, cuda or cuda:N")
+    backend: str = one_of("auto", BACKENDS)
 
 
 @dataclass
 class ParallelConfig:
     """How `astrobio.parallel` lays the model out over `torchrun` ranks (see that package)."""
 
-    tp: int = 1  # tensor-parallel degree of the LLM
-    dp: int = 0  # data-parallel (FSDP) degree; 0 = world size / tp
-    lora_rank: int = 0  # > 0: LoRA adapters on the LLM's projections, base frozen
+    tp: int = at_least(1, 1)  # tensor-parallel degree of the LLM
+    dp: int = at_least(0, 0)  # data-parallel (FSDP) degree; 0 = world size / tp
+    lora_rank: int = at_least(0, 0)  # > 0: LoRA adapters on the LLM's projections
     lora_alpha: float = 16.0
     freeze_llm: bool = False  # the LLM base gets no gradient (implied by lora_rank > 0)
-    activation_checkpointing: str = "none"  # "none" | "full" | "selective" (per decoder layer)
+    activation_checkpointing: str = one_of("none", ACTIVATION_CHECKPOINTING)  # per decoder layer
     sequence_parallel: bool = True  # norms and residuals sharded over the sequence under TP
     loss_parallel: bool = True  # the LM cross-entropy over vocabulary-sharded logits
 
@@ -238,6 +276,18 @@ def _read_file(path: Path) -> dict:
     raise ConfigError(f"config file {str(path)!r}: use .toml, .yaml, .yml or .json")
 
 
+def validate(obj, prefix: str = "") -> None:
+    """Every field's `check` (see `_checked`), in every section."""
+    for f in dataclasses.fields(obj):
+        value, path = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            validate(value, prefix=f"{path}.")
+        elif "check" in f.metadata:
+            test, rule = f.metadata["check"]
+            if not test(value):
+                raise ConfigError(f"config key {path!r} = {value!r}: must be {rule}")
+
+
 def load_config(preset: str = "tiny", file: str | Path | None = None,
                 overrides: list[str] | None = None) -> Config:
     """The preset, then the file's keys, then `section.key=value` overrides."""
@@ -257,7 +307,17 @@ def load_config(preset: str = "tiny", file: str | Path | None = None,
         for section in reversed(sections):
             nested = {section: nested}
         _apply(config, nested)
+    validate(config)
     return config
+
+
+def add_config_arguments(parser) -> None:
+    """`--preset`, `--config` and `--set`, the same in every CLI (`load_config`'s arguments)."""
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
+                        help="named configuration: tiny (the CPU default), small, 13b")
+    parser.add_argument("--config", help="a TOML/YAML/JSON file overriding preset fields")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one field, e.g. --set model.d_model=32 (repeatable)")
 
 
 def config_from_dict(values: dict) -> Config:
@@ -265,4 +325,5 @@ def config_from_dict(values: dict) -> Config:
     values = dict(values)
     config = PRESETS[values.pop("preset", "tiny")]()
     _apply(config, values)
+    validate(config)
     return config

@@ -1,6 +1,11 @@
-"""Errors for a user's mistakes: each names where the bad value came from."""
+"""Errors for a user's mistakes, each naming where the bad value came from, and `cli`, the one
+wrapper every `python -m astrobio.<name>` runs its `main` in."""
 
 from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
 
 
 class AstroBioError(Exception):
@@ -8,7 +13,7 @@ class AstroBioError(Exception):
 
 
 class ConfigError(AstroBioError, ValueError):
-    """A config file, preset or CLI override is wrong (unknown key, bad type)."""
+    """A config file, preset or CLI override is wrong (unknown key, bad type or value)."""
 
 
 class DataError(AstroBioError, ValueError):
@@ -23,3 +28,22 @@ class DataError(AstroBioError, ValueError):
             if value is not None
         )
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class RunError(AstroBioError):
+    """A run directory is missing, incomplete, or cannot continue as asked."""
+
+
+def cli(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    """Wrap a CLI's `main(argv) -> exit status`: a user's mistake (`AstroBioError`) prints one
+    line `error: ...` and returns 2; a bug keeps its traceback."""
+
+    @functools.wraps(main)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except AstroBioError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    return run

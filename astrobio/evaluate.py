@@ -11,16 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from astrobio.config import config_from_dict
-from astrobio.data.dataset import AstroBioDataset
 from astrobio.data.loader import make_loader
-from astrobio.errors import AstroBioError
+from astrobio.data.reader import AstroBioDataset
+from astrobio.errors import cli
 from astrobio.eval import plots
 from astrobio.eval.evaluate import ablation, flat_metrics, predict, score
-from astrobio.models import UnifiedMultiModalSystem
 from astrobio.ops import use_backend
-from astrobio.train import checkpoint
-from astrobio.train.trainer import RunFiles, resolve_device
+from astrobio.run import load_run
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -31,16 +28,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
                  batch_size: int | None = None) -> dict:
-    files = RunFiles(run_dir)
-    if not files.checkpoint.exists():
-        raise FileNotFoundError(f"{files.root}: no {files.checkpoint.name}; is it a run "
-                                "directory written by python -m astrobio.train?")
-    state = checkpoint.load(files.checkpoint)
-    config = config_from_dict(state["config"])
-    torch_device = resolve_device(device)
-    model = UnifiedMultiModalSystem(config).to(torch_device)
-    model.load_state_dict(state["model"])
-    loader = make_loader(AstroBioDataset(state["data_dir"], split),
+    run = load_run(run_dir, device)
+    model, config, files, torch_device = run.model, run.config, run.files, run.device
+    loader = make_loader(AstroBioDataset(run.data_dir, split),
                          batch_size or config.train.batch_size, shuffle=False)
 
     out = files.root / "evaluation"
@@ -52,7 +42,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
     results["ablation_auroc"] = {name: r["auroc"] for name, r in removed.items()}
     results["ablation_drop"] = {name: {k: r[k] for k in ("drop", "low", "high")}
                                 for name, r in removed.items()}
-    results["split"], results["step"] = split, state["step"]
+    results["split"], results["step"] = split, run.step
     (out / "evaluation.json").write_text(json.dumps(results, indent=2))
 
     labelled = predictions["has_targets"].astype(bool)
@@ -69,6 +59,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto",
     return results
 
 
+@cli
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m astrobio.evaluate", description=__doc__)
     parser.add_argument("--run", required=True, help="run directory of python -m astrobio.train")
@@ -76,11 +67,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int)
     args = parser.parse_args(argv)
-    try:
-        results = evaluate_run(args.run, args.split, args.device, args.batch_size)
-    except (AstroBioError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    results = evaluate_run(args.run, args.split, args.device, args.batch_size)
     print(f"{args.split} split ({results['n']} planets), step {results['step']}")
     for key, value in flat_metrics(results).items():
         print(f"  {key:<34} {value:.4f}")

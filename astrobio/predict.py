@@ -23,16 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from astrobio.config import config_from_dict
 from astrobio.data.batch import multimodal_collate_fn
 from astrobio.data.readers.exoplanet_archive import read_exoplanet_archive
-from astrobio.data.schema import HABITABILITY_CLASSES, PARAM_NAMES
-from astrobio.data.tokenizer import TOKENIZER_FILE, encode_text, load_tokenizer
-from astrobio.errors import AstroBioError, DataError
-from astrobio.models import UnifiedMultiModalSystem
+from astrobio.data.tokenizer import encode_text
+from astrobio.errors import DataError, cli
 from astrobio.physics import habitable_zone_flux
-from astrobio.train import checkpoint
-from astrobio.train.trainer import RunFiles, resolve_device
+from astrobio.run import Run, load_run
+from astrobio.schema import HABITABILITY_CLASSES, PARAM_NAMES
 
 HZ_STATUSES = ("conservative", "optimistic", "outside")
 EXTRA_COLUMNS = ("lit_hz", "lit_hz_ref", "ref")
@@ -71,38 +68,22 @@ def _extra_columns(path: Path) -> dict[str, dict[str, str]]:
 
 
 @torch.no_grad()
-def predict_catalogue(catalog: str | Path, run_dir: str | Path, device: str = "auto",
-                      on_error: str = "raise", model=None, config=None) -> list[dict]:
+def predict_catalogue(catalog: str | Path, run: str | Path | Run, device: str = "auto",
+                      on_error: str = "raise") -> list[dict]:
     """One record per planet of `catalog`: parameters, physics and literature habitable-zone
-    status, and the model's P(habitable), class and surface temperature.
-
-    `model`/`config` reuse a loaded system instead of reading `run_dir`'s checkpoint; the
-    tokenizer always comes from the dataset the run was trained on.
-    """
-    files = RunFiles(run_dir)
-    if not files.checkpoint.exists():
-        raise FileNotFoundError(f"{files.root}: no {files.checkpoint.name}; is it a run "
-                                "directory written by python -m astrobio.train?")
-    state = checkpoint.load(files.checkpoint)
-    config = config if config is not None else config_from_dict(state["config"])
-    if model is None:
-        model = UnifiedMultiModalSystem(config)
-        model.load_state_dict(state["model"])
-    tokenizer_path = Path(state["data_dir"]) / TOKENIZER_FILE
-    if not tokenizer_path.exists():
-        raise FileNotFoundError(f"{tokenizer_path}: the tokenizer of the run's dataset is gone; "
-                                "rebuild the dataset with python -m astrobio.data")
-    tokenizer = load_tokenizer(tokenizer_path)
+    status, and the model's P(habitable), class and surface temperature. `run` is a run
+    directory or a loaded `Run`; the text is encoded with the run's tokenizer."""
+    if not isinstance(run, Run):
+        run = load_run(run, device)
+    config, model = run.config, run.model.eval()
     catalog = Path(catalog)
     samples = read_exoplanet_archive(catalog, config.data, on_error=on_error)
     if not samples:
         raise DataError("no planet to predict", file=str(catalog))
-    samples = [dataclasses.replace(s, input_ids=encode_text(tokenizer, s.text,
+    samples = [dataclasses.replace(s, input_ids=encode_text(run.tokenizer, s.text,
                                                             config.data.max_text_tokens))
                for s in samples]
-    torch_device = resolve_device(device)
-    model = model.to(torch_device).eval()
-    output = model(multimodal_collate_fn(samples).to(torch_device))
+    output = model(multimodal_collate_fn(samples).to(run.device))
     p_habitable = torch.sigmoid(output.habitable_logit.float()).cpu().numpy()
     classes = output.habitability_class_logits.argmax(-1).cpu().numpy()
     temperature = output.surface_temperature.float().cpu().numpy()
@@ -169,6 +150,7 @@ def agreement(records: list[dict]) -> dict[str, float | int]:
             "model_in_zone_agreement": float((model == in_zone).mean()) if n else float("nan")}
 
 
+@cli
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m astrobio.predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,12 +164,8 @@ def main(argv=None) -> int:
                         help="warn about and skip bad rows instead of stopping")
     args = parser.parse_args(argv)
     catalog = Path(args.catalog) if args.catalog else bundled_catalogue()
-    try:
-        records = predict_catalogue(catalog, args.run, args.device,
-                                    on_error="skip" if args.skip_bad_rows else "raise")
-    except (AstroBioError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    records = predict_catalogue(catalog, args.run, args.device,
+                                on_error="skip" if args.skip_bad_rows else "raise")
     print(format_table(records))
     scores = agreement(records)
     if scores["n"]:

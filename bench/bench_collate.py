@@ -22,8 +22,8 @@ import torch
 from astrobio.config import load_config
 from astrobio.data.batch import multimodal_collate_fn
 from astrobio.data.build import build_dataset
-from astrobio.data.dataset import AstroBioDataset
 from astrobio.data.loader import make_loader
+from astrobio.data.reader import AstroBioDataset
 
 BATCH_SIZE = 32
 N_SAMPLES = 256

@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from astrobio.config import Config, load_config
 from astrobio.data.build import build_dataset
 from astrobio.data.dali import DALILoader, dali_available
-from astrobio.data.dataset import AstroBioDataset
 from astrobio.data.loader import make_loader
+from astrobio.data.reader import AstroBioDataset
 from astrobio.models import UnifiedMultiModalSystem
 from astrobio.train.losses import compute_losses
 

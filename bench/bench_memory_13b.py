@@ -22,7 +22,7 @@ import sys
 import torch
 
 from astrobio.config import load_config
-from astrobio.parallel.memory import (
+from astrobio.plan.memory import (
     GiB,
     PlanSpec,
     analytic,

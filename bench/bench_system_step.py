@@ -24,7 +24,7 @@ import torch
 from astrobio.config import load_config
 from astrobio.data.batch import multimodal_collate_fn
 from astrobio.data.build import build_dataset
-from astrobio.data.dataset import AstroBioDataset
+from astrobio.data.reader import AstroBioDataset
 from astrobio.models import UnifiedMultiModalSystem
 from astrobio.train.losses import compute_losses
 
@@ -84,7 +84,7 @@ def main() -> None:
         print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
               f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}")
         print(f"batch {BATCH_SIZE}: text {tuple(batch.input_ids.shape)}, "
-              f"{batch.node_features.shape[0]} nodes, {batch.col.numel()} edges")
+              f"{batch.graph.node_features.shape[0]} nodes, {batch.graph.col.numel()} edges")
         print("| torch threads | wall s/step | CPU s/step |\n|---|---|---|")
         for threads in (default, 1):
             torch.set_num_threads(threads)

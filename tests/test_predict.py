@@ -6,7 +6,7 @@ import json
 import pytest
 
 from astrobio.config import load_config
-from astrobio.data.dataset import ensure_default_dataset
+from astrobio.data.cache import ensure_default_dataset
 from astrobio.errors import DataError
 from astrobio.experiments.__main__ import QUICK_SIZES
 from astrobio.predict import bundled_catalogue, main, predict_catalogue
@@ -57,7 +57,7 @@ def test_bad_catalogue_is_reported_by_file_sample_and_field(run, tmp_path, capsy
     bad = tmp_path / "bad.csv"
     bad.write_text("pl_name,st_teff,st_rad,st_mass,pl_rade,pl_orbsmax\n"
                    "Good b,5772,1.0,1.0,1.0,1.0\nBad b,5772,1.0,1.0,1.0,minus one\n")
-    assert main(["--catalog", str(bad), "--run", str(run), "--out", str(tmp_path)]) == 1
+    assert main(["--catalog", str(bad), "--run", str(run), "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "bad.csv" in error and "Bad b" in error and "pl_orbsmax" in error
     with pytest.warns(UserWarning, match="Bad b"):
@@ -77,7 +77,7 @@ def test_unknown_literature_status_is_an_error(run, tmp_path):
 
 
 def test_missing_run_is_a_clear_error(tmp_path, capsys):
-    assert main(["--run", str(tmp_path / "nothing")]) == 1
+    assert main(["--run", str(tmp_path / "nothing")]) == 2
     assert "no checkpoint.pt" in capsys.readouterr().err
 
 

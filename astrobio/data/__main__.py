@@ -14,8 +14,8 @@ import argparse
 import sys
 import time
 
-from astrobio.config import PRESETS, load_config
-from astrobio.errors import AstroBioError
+from astrobio.config import add_config_arguments, load_config
+from astrobio.errors import cli
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,11 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="generate the synthetic dataset into a directory")
     build.add_argument("--out", required=True, help="dataset directory (created)")
     build.add_argument("--n", type=int, help="number of planets (default: the preset's)")
-    build.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     build.add_argument("--seed", type=int, help="generator and split seed")
-    build.add_argument("--config", help="a TOML/YAML/JSON config file (its [data] table)")
-    build.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one config key, e.g. data.shard_size=128")
+    add_config_arguments(build)
     build.add_argument("--overwrite", action="store_true",
                        help="replace a complete dataset already at --out")
     build.add_argument("--workers", type=int, default=1, help="generator processes")
@@ -72,13 +69,10 @@ def _validate(args) -> int:
     return 0
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        return _build(args) if args.command == "build" else _validate(args)
-    except AstroBioError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return _build(args) if args.command == "build" else _validate(args)
 
 
 if __name__ == "__main__":

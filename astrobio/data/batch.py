@@ -9,19 +9,14 @@ import numpy as np
 import torch
 
 from astrobio.data.sample import PlanetSample
-from astrobio.ops.graph import collate_graphs
-
-PAD_TOKEN_ID = 0
+from astrobio.ops.graph import GraphBatch, collate_graphs
+from astrobio.schema import MODALITIES, PAD_TOKEN_ID
 
 
 @dataclass
 class MultiModalBatch:
-    """B planets. Graph fields follow PyG: `batch` maps node → graph, `ptr` offsets graphs.
-
-    `edge_index`/`edge_attr` are in destination-sorted CSR order, so `rowptr`/`col` index them
-    directly; `rowptr_t`/`col_t` are the transposed (source-sorted) CSR and `perm_t` maps its
-    k-th edge to its position in `edge_index`. Text is right-padded with `PAD_TOKEN_ID`.
-    """
+    """B planets. `graph` holds their metabolic networks as one `GraphBatch` (PyG's batching,
+    destination-sorted CSR and its transpose). Text is right-padded with `PAD_TOKEN_ID`."""
 
     climate: torch.Tensor  # [B, V, Z, H, W]
     spectrum: torch.Tensor  # [B, L]
@@ -30,17 +25,8 @@ class MultiModalBatch:
     params: torch.Tensor  # [B, P]
     input_ids: torch.Tensor  # [B, T] long
     attention_mask: torch.Tensor  # [B, T] long
-    node_features: torch.Tensor  # [N, F]
-    edge_index: torch.Tensor  # [2, E]
-    edge_attr: torch.Tensor  # [E, Fe]
-    batch: torch.Tensor  # [N]
-    ptr: torch.Tensor  # [B+1]
-    rowptr: torch.Tensor  # [N+1]
-    col: torch.Tensor  # [E]
-    rowptr_t: torch.Tensor  # [N+1]
-    col_t: torch.Tensor  # [E]
-    perm_t: torch.Tensor  # [E]
-    present: torch.Tensor  # [B, M] bool
+    graph: GraphBatch
+    present: torch.Tensor  # [B, M] bool, as `schema.MODALITIES`
     habitable: torch.Tensor  # [B] long
     habitability_class: torch.Tensor  # [B] long
     surface_temperature: torch.Tensor  # [B] float
@@ -52,17 +38,31 @@ class MultiModalBatch:
     def batch_size(self) -> int:
         return self.climate.shape[0]
 
+    def masked(self, keep: torch.Tensor) -> MultiModalBatch:
+        """This batch with only the modalities `keep` marks ([M] or [B, M] bool) still
+        present; a hidden modality reaches no encoder output (the model's missing path)."""
+        return dataclasses.replace(self, present=self.present.bool() & keep.to(
+            self.present.device))
+
     def _map(self, fn) -> MultiModalBatch:
-        return dataclasses.replace(self, **{
-            f.name: fn(getattr(self, f.name))
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)
-        })
+        changed = {f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)
+                   if isinstance(getattr(self, f.name), torch.Tensor)}
+        return dataclasses.replace(self, graph=self.graph.apply(fn), **changed)
 
     def to(self, device, non_blocking: bool = False) -> MultiModalBatch:
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> MultiModalBatch:
         return self._map(lambda t: t.pin_memory())
+
+
+def modality_mask(names) -> torch.Tensor:
+    """[M] bool: True for each modality in `names` (for `MultiModalBatch.masked`)."""
+    names = set(names)
+    unknown = sorted(names - set(MODALITIES))
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; choose from {MODALITIES}")
+    return torch.tensor([name in names for name in MODALITIES])
 
 
 def _stack(samples, name):
@@ -83,9 +83,10 @@ def _pad_tokens(samples: list[PlanetSample]):
 def multimodal_collate_fn(samples: list[PlanetSample]) -> MultiModalBatch:
     if not samples:
         raise ValueError("multimodal_collate_fn: cannot collate an empty list of samples")
-    graphs = collate_graphs([s.edge_index for s in samples],
-                            [s.node_features.shape[0] for s in samples],
-                            [s.edge_attr for s in samples])
+    graph = collate_graphs([s.edge_index for s in samples],
+                           [s.node_features.shape[0] for s in samples],
+                           [s.edge_attr for s in samples],
+                           [s.node_features for s in samples])
     input_ids, attention_mask = _pad_tokens(samples)
     return MultiModalBatch(
         climate=_stack(samples, "climate"),
@@ -95,16 +96,7 @@ def multimodal_collate_fn(samples: list[PlanetSample]) -> MultiModalBatch:
         params=_stack(samples, "params"),
         input_ids=input_ids,
         attention_mask=attention_mask,
-        node_features=torch.from_numpy(np.concatenate([s.node_features for s in samples])),
-        edge_index=graphs.edge_index,
-        edge_attr=graphs.edge_attr,
-        batch=graphs.batch,
-        ptr=graphs.ptr,
-        rowptr=graphs.rowptr,
-        col=graphs.col,
-        rowptr_t=graphs.rowptr_t,
-        col_t=graphs.col_t,
-        perm_t=graphs.perm_t,
+        graph=graph,
         present=_stack(samples, "present"),
         habitable=torch.tensor([s.habitable for s in samples], dtype=torch.long),
         habitability_class=torch.tensor([s.habitability_class for s in samples],

@@ -1,4 +1,4 @@
-"""Build the on-disk dataset (layout in `astrobio.data.dataset`) from the synthetic generator.
+"""Build the on-disk dataset (layout in `astrobio.data.format`) from the synthetic generator.
 
 Order of writing, so that nothing half-written passes for complete: a marker file; each shard
 under `shard-NNNNN.tmp`, renamed once its token ids are in (the tokenizer is trained on the
@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from astrobio.config import DataConfig
-from astrobio.data.dataset import (
+from astrobio.data.format import (
     BUILD_MARKER,
     CARD_FILE,
     FORMAT,
@@ -40,15 +40,15 @@ from astrobio.data.dataset import (
     write_npy,
 )
 from astrobio.data.sample import PlanetSample
-from astrobio.data.schema import (
+from astrobio.data.synthetic import GENERATOR_VERSION, generate_samples
+from astrobio.data.tokenizer import TOKENIZER_FILE, encode_texts, save_tokenizer, train_tokenizer
+from astrobio.errors import ConfigError, DataError
+from astrobio.schema import (
     CLIMATE_VARIABLES,
     HABITABILITY_CLASSES,
     MODALITIES,
     PARAM_NAMES,
 )
-from astrobio.data.synthetic import GENERATOR_VERSION, generate_samples
-from astrobio.data.tokenizer import TOKENIZER_FILE, encode_texts, save_tokenizer, train_tokenizer
-from astrobio.errors import ConfigError, DataError
 
 # Spawn key of the split permutation's random stream, apart from the generator's streams.
 SPLIT_STREAM = 0x5B117
@@ -175,7 +175,7 @@ def _readme(card: dict) -> str:
         "",
         f"Generator {card['generator_version']}, seed {card['seed']}, "
         f"{card['n_samples']} planets; layout format {card['format_version']} "
-        "(see `astrobio/data/dataset.py`). Build again with:",
+        "(see `astrobio/data/format.py`). Build again with:",
         "",
         f"    python -m astrobio.data build --n {card['n_samples']} --seed {card['seed']} "
         "--config CONFIG --out DIR",

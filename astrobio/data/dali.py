@@ -2,7 +2,7 @@
 pipeline, the rest of each sample joined from the dataset by index.
 
 DALI's `fn.readers.numpy` reads the one-file-per-sample arrays (`climate`, `spectrum`,
-`spectrum_err`, `spectrum_mask`; see `astrobio.data.dataset`). Each field has its own reader
+`spectrum_err`, `spectrum_mask`; see `astrobio.data.format`). Each field has its own reader
 over the same file order, never shuffled by DALI: the order is the `ResumableSampler`'s for
 this epoch and rank (its position, padding and rank stride included), so an epoch holds the
 same samples in the same batches as `make_loader`, and the pipeline is rebuilt for each epoch
@@ -33,14 +33,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from astrobio.data.batch import MultiModalBatch, multimodal_collate_fn
-from astrobio.data.dataset import (
-    SAMPLE_FILES,
-    AstroBioDataset,
-    inspect_npy,
-    sample_file,
-    sample_shapes,
-)
+from astrobio.data.format import SAMPLE_FILES, inspect_npy, sample_file, sample_shapes
 from astrobio.data.loader import ResumableSampler
+from astrobio.data.reader import AstroBioDataset
 from astrobio.errors import ConfigError, DataError
 
 DALI_INSTALL = ("pip install 'astrobio[dali]'  (the nvidia-dali-cuda130 wheel; it also runs "
@@ -68,16 +63,6 @@ def dali_available() -> bool:
     except ConfigError:
         return False
     return True
-
-
-class _RestOfSample(AstroBioDataset):
-    """The dataset without reading the per-sample files DALI reads: those fields are zeros of
-    the right shape (a broadcast view, no I/O), which pass the item check and which the DALI
-    arrays replace after collation. Everything else is read and checked as by the dataset."""
-
-    def _read_sample_file(self, path: Path, field: str, planet_id: str) -> np.ndarray:
-        return np.broadcast_to(np.zeros((), SAMPLE_FILES[field]),
-                               sample_shapes(self.config)[field])
 
 
 def _resolve_device(device: str | torch.device) -> int | None:
@@ -120,8 +105,8 @@ class DALILoader:
         self.device_id = _resolve_device(device)
         self.sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed,
                                         num_replicas=num_replicas, rank=rank)
-        self._rest = _RestOfSample(dataset.root, dataset.split, tokenizer=dataset.tokenizer,
-                                   check=dataset.check)
+        self._rest = AstroBioDataset(dataset.root, dataset.split, tokenizer=dataset.tokenizer,
+                                     check=dataset.check, read_sample_files=False)
         self._shapes = sample_shapes(dataset.config)
 
     def __len__(self) -> int:

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from astrobio.data.schema import N_EDGE_FEATURES, N_NODE_FEATURES
 from astrobio.errors import DataError
+from astrobio.schema import N_EDGE_FEATURES, N_NODE_FEATURES
 
 ELEMENTS = ("C", "H", "O", "N", "P", "S")
 BIOSIGNATURE_GASES = ({"O": 2}, {"C": 1, "H": 4}, {"N": 2, "O": 1})

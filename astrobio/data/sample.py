@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from astrobio.data.schema import (
+from astrobio.errors import DataError
+from astrobio.schema import (
     HABITABILITY_CLASSES,
     MODALITIES,
     N_EDGE_FEATURES,
     N_NODE_FEATURES,
     PARAM_NAMES,
 )
-from astrobio.errors import DataError
 
 UNKNOWN_LABEL = -1
 

@@ -1,7 +1,7 @@
 """The offline text tokenizer: a byte-level BPE trained on the train split's descriptions.
 
 Special tokens take the first ids, in `SPECIAL_TOKENS` order, so `<pad>` is 0 =
-`batch.PAD_TOKEN_ID`. Byte-level means every string encodes (no `<unk>` in practice) and
+`schema.PAD_TOKEN_ID`. Byte-level means every string encodes (no `<unk>` in practice) and
 decodes back to itself. The trained tokenizer is saved as one `tokenizer.json` and loads as a
 transformers `PreTrainedTokenizerFast`, offline.
 
@@ -19,11 +19,10 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from astrobio.data.batch import PAD_TOKEN_ID
 from astrobio.errors import ConfigError, DataError
+from astrobio.schema import PAD_TOKEN_ID, SPECIAL_TOKENS
 
-PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
-SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
+PAD, BOS, EOS, UNK = SPECIAL_TOKENS
 TOKENIZER_FILE = "tokenizer.json"
 # A byte-level vocabulary holds every byte plus the special tokens before any merge.
 MIN_VOCAB_SIZE = 256 + len(SPECIAL_TOKENS)

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from astrobio.data.build import split_summary
-from astrobio.data.dataset import (
+from astrobio.data.format import (
     BUILD_MARKER,
     LABELS,
     MANIFEST_FILE,
@@ -38,9 +38,9 @@ from astrobio.data.dataset import (
     shard_shapes,
 )
 from astrobio.data.sample import PlanetSample
-from astrobio.data.schema import MODALITIES, PARAM_NAMES
 from astrobio.data.tokenizer import TOKENIZER_FILE, encode_texts, load_tokenizer
 from astrobio.errors import DataError
+from astrobio.schema import MODALITIES, PARAM_NAMES
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
-from astrobio.data.schema import HABITABILITY_CLASSES, MODALITIES
 from astrobio.eval.metrics import auroc, auroc_drop, binary_metrics, per_class_report
+from astrobio.schema import HABITABILITY_CLASSES, MODALITIES
 
 
 @torch.no_grad()
@@ -18,9 +16,7 @@ def predict(model, loader, device, remove: str | None = None) -> dict[str, np.nd
     columns: dict[str, list[np.ndarray]] = {}
     for batch in loader:
         if remove is not None:
-            present = batch.present.clone()
-            present[:, MODALITIES.index(remove)] = False
-            batch = dataclasses.replace(batch, present=present)
+            batch = batch.masked(torch.tensor([name != remove for name in MODALITIES]))
         batch = batch.to(device)
         output = model(batch)
         values = {

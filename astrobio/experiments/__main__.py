@@ -19,9 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from astrobio.config import load_config
-from astrobio.data.dataset import AstroBioDataset, ensure_default_dataset
-from astrobio.errors import AstroBioError
+from astrobio.config import add_config_arguments, load_config
+from astrobio.data.cache import ensure_default_dataset
+from astrobio.data.reader import AstroBioDataset
+from astrobio.errors import ConfigError, cli
 from astrobio.experiments import physics
 from astrobio.experiments.report import BASELINES, fmt, write_report
 from astrobio.experiments.study import run_study
@@ -52,12 +53,11 @@ def study_config(preset: str, file: str | None, overrides: list[str], quick: boo
     return config
 
 
+@cli
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m astrobio.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--config", help="TOML/YAML/JSON file of config overrides")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_config_arguments(parser)
     parser.add_argument("--out", default="study", help="output folder (default: ./study)")
     parser.add_argument("--seeds", type=int, help=f"number of seeds (default 3; --quick "
                                                   f"{QUICK_SEEDS})")
@@ -67,31 +67,27 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else 3)
     if seeds < 1:
-        parser.error("--seeds must be at least 1")
+        raise ConfigError(f"--seeds {seeds}: must be at least 1")
     started = time.perf_counter()
-    try:
-        config = study_config(args.preset, args.config, args.set, args.quick)
-        root = ensure_default_dataset(config.data, args.data, progress=not args.quiet)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        study = run_study(config, out, list(range(seeds)), root, progress=not args.quiet)
-        results = {
-            "setup": {"preset": args.preset, "quick": args.quick, "seeds": seeds,
-                      "steps": config.train.steps, "batch_size": config.train.batch_size,
-                      "lr": config.train.lr, "n_train": len(AstroBioDataset(root, "train")),
-                      "n_test": len(AstroBioDataset(root, "test")), "data_dir": str(root),
-                      "config": config.to_dict()},
-            "study": study,
-            "physics": {"kopparapu": physics.kopparapu_check(),
-                        "catalogue": physics.catalogue_check(study["per_seed"][0]
-                                                             ["unified_run"])},
-        }
-        results["setup"]["seconds"] = time.perf_counter() - started
-        (out / "results.json").write_text(json.dumps(results, indent=2))
-        report = write_report(results, out)
-    except (AstroBioError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    config = study_config(args.preset, args.config, args.set, args.quick)
+    root = ensure_default_dataset(config.data, args.data, progress=not args.quiet)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    study = run_study(config, out, list(range(seeds)), root, progress=not args.quiet)
+    results = {
+        "setup": {"preset": args.preset, "quick": args.quick, "seeds": seeds,
+                  "steps": config.train.steps, "batch_size": config.train.batch_size,
+                  "lr": config.train.lr, "n_train": len(AstroBioDataset(root, "train")),
+                  "n_test": len(AstroBioDataset(root, "test")), "data_dir": str(root),
+                  "config": config.to_dict()},
+        "study": study,
+        "physics": {"kopparapu": physics.kopparapu_check(),
+                    "catalogue": physics.catalogue_check(study["per_seed"][0]
+                                                         ["unified_run"])},
+    }
+    results["setup"]["seconds"] = time.perf_counter() - started
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    report = write_report(results, out)
     _print_summary(results, report)
     return 0
 

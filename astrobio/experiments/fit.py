@@ -9,26 +9,25 @@ module keeps its loaded weights, takes no gradient and stays in eval mode (no VA
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from astrobio.config import Config
-from astrobio.data.dataset import AstroBioDataset
+from astrobio.data.batch import modality_mask
 from astrobio.data.loader import make_loader
-from astrobio.data.schema import MODALITIES
+from astrobio.data.reader import AstroBioDataset
 from astrobio.eval.evaluate import predict
 from astrobio.models import UnifiedMultiModalSystem
-from astrobio.train import checkpoint
-from astrobio.train.trainer import RunFiles, resolve_device, train
+from astrobio.run import load_run
+from astrobio.schema import MODALITIES
+from astrobio.train.trainer import train
 
 
 def keep_only(batch, keep: Iterable[str]):
     """`batch` with every modality outside `keep` marked absent."""
-    kept = torch.tensor([name in set(keep) for name in MODALITIES])
-    return dataclasses.replace(batch, present=batch.present.bool() & kept)
+    return batch.masked(modality_mask(keep))
 
 
 def encoder_modules(model: UnifiedMultiModalSystem) -> dict[str, list[torch.nn.Module]]:
@@ -37,24 +36,6 @@ def encoder_modules(model: UnifiedMultiModalSystem) -> dict[str, list[torch.nn.M
     groups = {name: [module] for name, module in model.modality_modules().items()}
     groups["text"] += [model.text_token_proj, model.text_pooled_proj]
     return groups
-
-
-def load_model(run_dir: str | Path, config: Config | None = None,
-               device: torch.device | str = "cpu") -> tuple[UnifiedMultiModalSystem, dict]:
-    """The system saved in `run_dir` (a trainer run or a variant of this module), and its
-    checkpoint dict."""
-    path = RunFiles(run_dir).checkpoint
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir}: no {path.name}; is it a run directory written by "
-                                "python -m astrobio.train or python -m astrobio.experiments?")
-    state = checkpoint.load(path)
-    if config is None:
-        from astrobio.config import config_from_dict
-
-        config = config_from_dict(state["config"])
-    model = UnifiedMultiModalSystem(config)
-    model.load_state_dict(state["model"])
-    return model.to(device), state
 
 
 def fit(config: Config, run_dir: str | Path, data_root: str | Path,
@@ -67,17 +48,14 @@ def fit(config: Config, run_dir: str | Path, data_root: str | Path,
     for that modality is loaded and frozen (isolated training).
     """
     keep = tuple(keep)
-    unknown = sorted(set(keep) - set(MODALITIES))
-    if unknown:
-        raise ValueError(f"unknown modalities {unknown}; choose from {MODALITIES}")
+    modality_mask(keep)  # unknown names fail here, before training
     train(config, run_dir, data_root, progress=progress,
           batch_transform=lambda batch: keep_only(batch, keep),
           prepare_model=lambda model: _load_frozen(model, frozen or {}))
-    device = resolve_device(config.train.device)
-    model, _ = load_model(run_dir, config, device)
+    run = load_run(run_dir, config.train.device, config)
     test = make_loader(AstroBioDataset(data_root, "test"), config.train.batch_size,
                        shuffle=False)
-    return predict_withholding(model, test, device, keep)
+    return predict_withholding(run.model, test, run.device, keep)
 
 
 def predict_withholding(model, loader, device, keep: Iterable[str]) -> dict:
@@ -93,7 +71,7 @@ def _load_frozen(model: UnifiedMultiModalSystem,
     for modality, run in frozen.items():
         if modality not in groups:
             raise ValueError(f"unknown modality {modality!r} to freeze; choose from {MODALITIES}")
-        source, _ = load_model(run)
+        source = load_run(run, "cpu").model
         for target, trained in zip(groups[modality], encoder_modules(source)[modality]):
             target.load_state_dict(trained.state_dict())
             target.requires_grad_(False)

@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from astrobio.data.schema import MODALITIES  # noqa: E402
 from astrobio.eval import plots  # noqa: E402
 from astrobio.experiments.baselines import METRICS  # noqa: E402
 from astrobio.experiments.study import FLOW_MODULES  # noqa: E402
+from astrobio.schema import MODALITIES  # noqa: E402
 
 BASELINES = ("unified", "unified_matched", "isolated", "late_fusion",
              *(f"only_{m}" for m in MODALITIES))

@@ -31,15 +31,15 @@ import torch
 from tqdm.auto import tqdm
 
 from astrobio.config import Config
-from astrobio.data.dataset import AstroBioDataset
 from astrobio.data.loader import make_loader
-from astrobio.data.schema import MODALITIES
+from astrobio.data.reader import AstroBioDataset
 from astrobio.eval.evaluate import ablation, predict
 from astrobio.experiments import baselines
-from astrobio.experiments.fit import fit, load_model
-from astrobio.train import checkpoint
+from astrobio.experiments.fit import fit
+from astrobio.run import RunFiles, load_run, resolve_device
+from astrobio.schema import MODALITIES
 from astrobio.train.losses import WEIGHTED_TERMS
-from astrobio.train.trainer import RunFiles, resolve_device, train
+from astrobio.train.trainer import train
 
 FLOW_MODULES = [*MODALITIES, "fusion", "heads"]
 RUNS_PER_SEED = 4 + 2 * len(MODALITIES)
@@ -80,13 +80,12 @@ def run_seed(config: Config, seed: int, out: Path, data_root: Path, bar) -> dict
 
     def trainer_run(name: str, run_config: Config):
         train(run_config, _fresh(runs / name), data_root, progress=False)
-        model, _ = load_model(runs / name, run_config, device)
-        return predict(model, test, device)
+        return predict(load_run(runs / name, device, run_config).model, test, device)
 
     timed("unified", lambda: trainer_run("unified", cfg))
     timed("unified_matched", lambda: trainer_run(
         "unified_matched", _with(config, seed, steps_factor=len(MODALITIES))))
-    unified, _ = load_model(runs / "unified", cfg, device)
+    unified = load_run(runs / "unified", device, cfg).model
     ablation_eval = {name: r["auroc"] for name, r in
                      ablation(unified, test, device, predictions["unified"]).items()}
     for m in MODALITIES:
@@ -104,8 +103,8 @@ def run_seed(config: Config, seed: int, out: Path, data_root: Path, bar) -> dict
             progress=bar.disable is False))
     timed("uncertainty_weighting",
           lambda: trainer_run("uncertainty_weighting", _with(config, seed, uncertainty=True)))
-    log_variance = checkpoint.load(RunFiles(runs / "uncertainty_weighting").checkpoint)[
-        "uncertainty"]["log_variance"]
+    log_variance = load_run(runs / "uncertainty_weighting", device).state["uncertainty"][
+        "log_variance"]
     return {
         "metrics": {name: baselines.headline(p) for name, p in predictions.items()},
         "ablation_eval_auroc": ablation_eval,

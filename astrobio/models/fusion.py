@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from astrobio.data.schema import HABITABILITY_CLASSES, MODALITIES
 from astrobio.models.features import ModalityFeatures, learned_embeddings, merge_heads, split_heads
 from astrobio.models.normalisation import denormalise_temperature
 from astrobio.ops import cross_attention
+from astrobio.schema import HABITABILITY_CLASSES, MODALITIES
 
 
 @dataclass

@@ -27,16 +27,16 @@ a zero pooled feature, zero tokens and an all-False token mask.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from astrobio.data.schema import N_EDGE_FEATURES, N_NODE_FEATURES
 from astrobio.models.features import ModalityFeatures, learned_embeddings, merge_heads, split_heads
 from astrobio.ops import cross_attention, sddmm, spmm
+from astrobio.ops.graph import GraphBatch
+from astrobio.schema import N_EDGE_FEATURES, N_NODE_FEATURES
 
 LOGVAR_LIMIT = 10.0
 
@@ -51,34 +51,6 @@ class GraphVAEOutput:
     kl: torch.Tensor  # scalar, per node
 
 
-@dataclass
-class GraphInputs:
-    """The graph fields of a `MultiModalBatch` (edges in destination-sorted CSR order)."""
-
-    node_features: torch.Tensor  # [N, F]
-    edge_index: torch.Tensor  # [2, E]
-    edge_attr: torch.Tensor  # [E, Fe]
-    batch: torch.Tensor  # [N]
-    ptr: torch.Tensor  # [B+1]
-    rowptr: torch.Tensor  # [N+1]
-    col: torch.Tensor  # [E]
-    rowptr_t: torch.Tensor  # [N+1]
-    col_t: torch.Tensor  # [E]
-    perm_t: torch.Tensor  # [E]
-
-    @classmethod
-    def from_batch(cls, batch) -> GraphInputs:
-        return cls(**{name: getattr(batch, name) for name in cls.__dataclass_fields__})
-
-    @functools.cached_property
-    def inverse_perm_t(self) -> torch.Tensor:
-        """[E]: the position in transposed-CSR order of each CSR edge, so `(rowptr, col,
-        inverse_perm_t)` is the transpose of the graph `(rowptr_t, col_t)`."""
-        inverse = torch.empty_like(self.perm_t)
-        inverse[self.perm_t] = torch.arange(self.perm_t.numel(), device=self.perm_t.device)
-        return inverse
-
-
 class GCNLayer(nn.Module):
     def __init__(self, hidden: int):
         super().__init__()
@@ -86,7 +58,7 @@ class GCNLayer(nn.Module):
         self.edge_gate = nn.Linear(N_EDGE_FEATURES, 1)
         self.norm = nn.LayerNorm(hidden)
 
-    def forward(self, g: GraphInputs, h: torch.Tensor, edge_norm: torch.Tensor,
+    def forward(self, g: GraphBatch, h: torch.Tensor, edge_norm: torch.Tensor,
                 inv_degree: torch.Tensor) -> torch.Tensor:
         weight = edge_norm * torch.sigmoid(self.edge_gate(g.edge_attr)).squeeze(-1)
         agg = spmm(g.rowptr, g.col, h, weight, "sum",
@@ -115,7 +87,7 @@ class GraphVAE(nn.Module):
         self.queries = learned_embeddings(n_tokens, d_model)
         self.token_out = nn.Linear(d_model, d_model)
 
-    def forward(self, g: GraphInputs, present: torch.Tensor) -> GraphVAEOutput:
+    def forward(self, g: GraphBatch, present: torch.Tensor) -> GraphVAEOutput:
         """`present [B]` bool: nodes and edges of absent graphs are left out of the losses."""
         if g.node_features.shape[1] != N_NODE_FEATURES:
             raise ValueError(f"GraphVAE: node_features {tuple(g.node_features.shape)}, expected "
@@ -140,7 +112,7 @@ class GraphVAE(nn.Module):
         features = self._features(g, z, present.shape[0])
         return GraphVAEOutput(features, mu, logvar, z, reconstruction, kl)
 
-    def _negative_destinations(self, g: GraphInputs, src: torch.Tensor,
+    def _negative_destinations(self, g: GraphBatch, src: torch.Tensor,
                                dst: torch.Tensor) -> torch.Tensor:
         graph = g.batch[src]
         start, size = g.ptr[graph], g.ptr[graph + 1] - g.ptr[graph]
@@ -151,7 +123,7 @@ class GraphVAE(nn.Module):
             negative_offset = (dst - start + size // 2) % size
         return start + negative_offset
 
-    def _reconstruction(self, g: GraphInputs, z: torch.Tensor,
+    def _reconstruction(self, g: GraphBatch, z: torch.Tensor,
                         node_present: torch.Tensor) -> torch.Tensor:
         src, dst = g.edge_index
         if src.numel() == 0:
@@ -165,7 +137,7 @@ class GraphVAE(nn.Module):
                                                     reduction="none"))
         return 0.5 * _masked_average(bce, edge_present)
 
-    def _features(self, g: GraphInputs, z: torch.Tensor, n_graphs: int) -> ModalityFeatures:
+    def _features(self, g: GraphBatch, z: torch.Tensor, n_graphs: int) -> ModalityFeatures:
         d_model = self.node_proj.out_features
         counts = g.ptr.diff()
         mean = z.new_zeros(n_graphs, z.shape[1]).index_add(0, g.batch, z)
@@ -178,7 +150,7 @@ class GraphVAE(nn.Module):
         pooled = torch.where(has_nodes[:, None], pooled, 0.0)
 
         # Pad each graph's nodes into [B, n_max, d] for attention pooling.
-        n_max = max(int(counts.max()) if n_graphs else 0, 1)
+        n_max = max(g.max_nodes, 1)
         slot = torch.arange(z.shape[0], device=z.device) - g.ptr[g.batch]
         dense = z.new_zeros(n_graphs, n_max, d_model)
         dense = dense.index_put((g.batch, slot), self.node_proj(z))

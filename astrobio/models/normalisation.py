@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from astrobio.data.schema import CLIMATE_VARIABLES, PARAM_NAMES
+from astrobio.schema import CLIMATE_VARIABLES, PARAM_NAMES
 
 _LOG_FLOOR = 1e-7
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from astrobio.data.schema import PARAM_NAMES
 from astrobio.models.features import ModalityFeatures
 from astrobio.models.normalisation import param_normaliser
+from astrobio.schema import PARAM_NAMES
 
 NORMALISED_LIMIT = 10.0
 

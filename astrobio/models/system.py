@@ -22,15 +22,15 @@ import torch
 from torch import nn
 
 from astrobio.config import Config, DataConfig, ModelConfig
-from astrobio.data.schema import MODALITIES
 from astrobio.errors import ConfigError
 from astrobio.models.datacube_cnn import DatacubeCNN
 from astrobio.models.features import ModalityFeatures, masked_mean
 from astrobio.models.fusion import ModalityFusion, PredictionHeads
-from astrobio.models.graph_vae import GraphInputs, GraphVAE
+from astrobio.models.graph_vae import GraphVAE
 from astrobio.models.llm import LLMOutput, MultiModalLLM
 from astrobio.models.param_encoder import ParamEncoder
 from astrobio.models.spectral_encoder import SpectralEncoder
+from astrobio.schema import MODALITIES
 
 
 @dataclass
@@ -91,7 +91,7 @@ class UnifiedMultiModalSystem(nn.Module):
         present = batch.present.bool()
         here = {name: present[:, i] for i, name in enumerate(MODALITIES)}
         climate = self.climate_encoder(batch.climate).masked_by(here["climate"])
-        vae = self.graph_encoder(GraphInputs.from_batch(batch), here["graph"])
+        vae = self.graph_encoder(batch.graph, here["graph"])
         graph = vae.features.masked_by(here["graph"])
         spectrum = self.spectrum_encoder(batch.spectrum, batch.spectrum_err,
                                          batch.spectrum_mask.bool()).masked_by(here["spectrum"])
@@ -140,7 +140,7 @@ def _check_text_fits(data: DataConfig, model: ModelConfig, llama_config) -> None
     if data.vocab_size > llama_config.vocab_size:
         raise ConfigError(f"data.vocab_size {data.vocab_size} exceeds the vocabulary of {source} "
                           f"({llama_config.vocab_size})")
-    prefix = model.numerical_prefix_tokens + model.spectral_prefix_tokens
+    prefix = model.prefix_tokens
     if data.max_text_tokens + prefix > llama_config.max_position_embeddings:
         raise ConfigError(
             f"data.max_text_tokens {data.max_text_tokens} + {prefix} prefix tokens exceed the "

@@ -14,7 +14,8 @@ import os
 
 import torch
 
-BACKENDS = ("auto", "reference", "triton", "cuda")
+from astrobio.config import BACKENDS
+from astrobio.errors import ConfigError
 
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "astrobio_backend", default=None
@@ -23,7 +24,7 @@ _override: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 def _check(name: str) -> str:
     if name not in BACKENDS:
-        raise ValueError(f"unknown kernel backend {name!r}; choose one of {BACKENDS}")
+        raise ConfigError(f"unknown kernel backend {name!r}; choose one of {BACKENDS}")
     return name
 
 

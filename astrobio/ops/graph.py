@@ -13,7 +13,9 @@ runs inline and never starts an OpenMP team (GNU OpenMP's pool does not survive 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -153,19 +155,25 @@ def batch_graphs(edge_indices: list[torch.Tensor | np.ndarray], num_nodes: list[
     return tuple(torch.from_numpy(a) for a in out)
 
 
-class CollatedGraphs(NamedTuple):
-    """A batch of graphs as one, every index int64, edges in destination-sorted CSR order.
+@dataclass
+class GraphBatch:
+    """B graphs as one graph (PyG's batching), every index int64, edges in destination-sorted
+    CSR order; the one batched-graph type, from collate to the graph encoder.
 
-    edge_index [2, E]  offset by `ptr`, sorted stably by destination
-    batch [N], ptr [B+1]
-    rowptr [N+1], col [E]           CSR by destination (`col == edge_index[0]`)
-    perm [E]                        position of each sorted edge in the concatenated input
-    rowptr_t [N+1], col_t [E]       CSR by source (the transpose), `col_t` the destinations
-    perm_t [E]                      position of each transposed edge in `edge_index`
-    edge_attr [E, Fe] or None       the concatenated `edge_attrs` in sorted order
+    node_features [N, F]        the graphs' nodes, graph after graph
+    edge_index [2, E]           offset by `ptr`, sorted stably by destination
+    edge_attr [E, Fe]           per edge, in that order
+    batch [N], ptr [B+1]        the graph of each node; each graph's first node
+    rowptr [N+1], col [E]       CSR by destination (`col == edge_index[0]`)
+    perm [E]                    position of each sorted edge in the graphs' concatenated edges
+    rowptr_t [N+1], col_t [E]   CSR by source (the transpose), `col_t` the destinations
+    perm_t [E]                  position of each transposed edge in `edge_index`
+    max_nodes                   nodes of the largest graph, a Python int (no device sync)
     """
 
+    node_features: torch.Tensor
     edge_index: torch.Tensor
+    edge_attr: torch.Tensor
     batch: torch.Tensor
     ptr: torch.Tensor
     rowptr: torch.Tensor
@@ -174,14 +182,54 @@ class CollatedGraphs(NamedTuple):
     rowptr_t: torch.Tensor
     col_t: torch.Tensor
     perm_t: torch.Tensor
-    edge_attr: torch.Tensor | None
+    max_nodes: int
+
+    @property
+    def num_graphs(self) -> int:
+        return self.ptr.numel() - 1
+
+    @functools.cached_property
+    def inverse_perm_t(self) -> torch.Tensor:
+        """[E]: the position in transposed-CSR order of each CSR edge, so `(rowptr, col,
+        inverse_perm_t)` is the transpose of the graph `(rowptr_t, col_t)`."""
+        inverse = torch.empty_like(self.perm_t)
+        inverse[self.perm_t] = torch.arange(self.perm_t.numel(), device=self.perm_t.device)
+        return inverse
+
+    def apply(self, fn) -> GraphBatch:
+        """This graph with `fn` applied to every tensor (device moves, pinning)."""
+        return dataclasses.replace(self, **{
+            f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)})
 
 
-def collate_graphs_reference(edge_indices, num_nodes, edge_attrs=None) -> CollatedGraphs:
-    """`batch_graphs`, then `csr_from_edges` by destination and by source, in plain PyTorch."""
+def _node_features(node_features, num_nodes: list[int]) -> torch.Tensor:
+    if node_features is None:
+        return torch.zeros(sum(num_nodes), 0)
+    if len(node_features) != len(num_nodes):
+        raise ValueError(f"got {len(num_nodes)} node count(s) but {len(node_features)} "
+                         "node_features array(s)")
+    for g, (features, n) in enumerate(zip(node_features, num_nodes)):
+        if features.shape[0] != n:
+            raise ValueError(f"graph {g}: node_features has {features.shape[0]} row(s) but "
+                             f"the graph has {n} node(s)")
+    if not node_features:
+        return torch.zeros(0, 0)
+    return torch.from_numpy(np.concatenate([_as_numpy(f) for f in node_features]))
+
+
+def _edge_attr_or_empty(edge_attr, num_edges: int) -> torch.Tensor:
+    return torch.zeros(num_edges, 0) if edge_attr is None else edge_attr
+
+
+def collate_graphs_reference(edge_indices, num_nodes, edge_attrs=None,
+                             node_features=None) -> GraphBatch:
+    """`batch_graphs`, then `csr_from_edges` by destination and by source, in plain PyTorch.
+    Without `edge_attrs` (`node_features`) the graph's edge (node) features have width 0."""
     edge_indices = [torch.as_tensor(e) for e in edge_indices]
     for e in edge_indices:
         _check_edge_index(e)
+    x = _node_features(node_features, num_nodes)
     edge_index, batch, ptr = batch_graphs_reference(edge_indices, num_nodes)
     edge_graph = torch.repeat_interleave(
         torch.tensor([e.shape[1] for e in edge_indices], dtype=torch.long))
@@ -199,16 +247,17 @@ def collate_graphs_reference(edge_indices, num_nodes, edge_attrs=None) -> Collat
     edge_attr = None
     if edge_attrs is not None:
         edge_attr = torch.from_numpy(np.concatenate([_as_numpy(a) for a in edge_attrs]))[perm]
-    return CollatedGraphs(edge_index, batch, ptr, rowptr, col, perm, rowptr_t, col_t, perm_t,
-                          edge_attr)
+    return GraphBatch(x, edge_index, _edge_attr_or_empty(edge_attr, col.numel()), batch, ptr,
+                      rowptr, col, perm, rowptr_t, col_t, perm_t, max(num_nodes, default=0))
 
 
 def collate_graphs(
     edge_indices: list[np.ndarray | torch.Tensor],
     num_nodes: list[int],
     edge_attrs: list[np.ndarray | torch.Tensor] | None = None,
-) -> CollatedGraphs:
-    """Batch B graphs into one destination-sorted graph with both CSRs, in one C++ pass.
+    node_features: list[np.ndarray | torch.Tensor] | None = None,
+) -> GraphBatch:
+    """Batch B graphs into one destination-sorted `GraphBatch` with both CSRs, in one C++ pass.
 
     The hot path of `multimodal_collate_fn`: offsetting, concatenation, the CSR by destination
     and its transpose, and the gather of `edge_attrs` into sorted order, parallel over graphs;
@@ -221,10 +270,14 @@ def collate_graphs(
         raise ValueError(f"got {len(edge_indices)} edge_index array(s) but {len(edge_attrs)} "
                          "edge_attr array(s)")
     if not _use_cpu_extension(list(edge_indices) + list(edge_attrs or [])):
-        return collate_graphs_reference(edge_indices, num_nodes, edge_attrs)
+        return collate_graphs_reference(edge_indices, num_nodes, edge_attrs, node_features)
+    x = _node_features(node_features, num_nodes)
     attrs = None if edge_attrs is None else [np.ascontiguousarray(_as_numpy(a))
                                              for a in edge_attrs]
     *index_arrays, edge_attr = _C.collate_graphs(
         [_as_numpy(e) for e in edge_indices], list(num_nodes), attrs, torch.get_num_threads())
-    tensors = [torch.from_numpy(a) for a in index_arrays]
-    return CollatedGraphs(*tensors, None if edge_attr is None else torch.from_numpy(edge_attr))
+    edge_index, batch, ptr, rowptr, col, perm, rowptr_t, col_t, perm_t = (
+        torch.from_numpy(a) for a in index_arrays)
+    edge_attr = None if edge_attr is None else torch.from_numpy(edge_attr)
+    return GraphBatch(x, edge_index, _edge_attr_or_empty(edge_attr, col.numel()), batch, ptr,
+                      rowptr, col, perm, rowptr_t, col_t, perm_t, max(num_nodes, default=0))

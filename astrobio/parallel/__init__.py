@@ -6,9 +6,12 @@
     checkpointing.py    activation checkpointing of decoder layers (full, selective)
     fsdp.py             FSDP2 fully_shard of encoders, fusion and heads (and the LLM, dp > 1)
     parallelize.py      the whole plan in order; AdamW and gradient clipping over DTensors
+    precision.py        the mixed-precision build: bf16 LLM, fp32 trained modules
     dcp.py              sharded checkpoints (torch.distributed.checkpoint), N ranks -> M
-    memory.py           per-rank memory: analytic model and fake-tensor measurement
-    train.py            the distributed training loop behind `torchrun -m astrobio.train`
+    load.py             each rank reads only its shards of a saved LLM
+
+The layout that trains with these plans is `astrobio.train.distributed.MeshParallelism`; the
+planner that measures them is `astrobio.plan`.
 """
 
 from astrobio.parallel.mesh import init_mesh, is_distributed_launch

@@ -16,7 +16,8 @@ from torch import nn
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 from torch.utils.checkpoint import CheckpointPolicy, create_selective_checkpoint_contexts
 
-MODES = ("none", "full", "selective")
+from astrobio.config import ACTIVATION_CHECKPOINTING
+from astrobio.errors import ConfigError
 
 _aten = torch.ops.aten
 ATTENTION_CORE = {
@@ -44,13 +45,12 @@ def wrap_layer(layer: nn.Module, mode: str) -> nn.Module:
     if mode == "selective":
         return checkpoint_wrapper(layer, preserve_rng_state=False,
                                   context_fn=partial(_selective_contexts))
-    raise ValueError(f"activation checkpointing mode {mode!r}; choose one of {MODES}")
+    raise ConfigError(f"activation checkpointing mode {mode!r}; choose one of "
+                      f"{ACTIVATION_CHECKPOINTING}")
 
 
 def apply_activation_checkpointing(layers: nn.ModuleList, mode: str) -> None:
     """Wrap each module of `layers` (the decoder layers) in place; `none` leaves them."""
-    if mode not in MODES:
-        raise ValueError(f"activation checkpointing mode {mode!r}; choose one of {MODES}")
     if mode == "none":
         return
     for index, layer in enumerate(layers):

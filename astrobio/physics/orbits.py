@@ -42,18 +42,21 @@ def insolation(luminosity, semi_major_axis, eccentricity=0.0):
 
 
 def equilibrium_temperature(teff, stellar_radius, semi_major_axis, albedo=0.3,
-                            eccentricity=0.0):
+                            eccentricity=0.0, check: bool = True):
     """Teq = Teff sqrt(R* / 2a) (1 - A)^(1/4) (1 - e^2)^(-1/8), in K (Earth: 255 K).
 
     Full redistribution, orbit-averaged flux (module docstring). R* in Rsun, a in AU.
+    `check=False` skips the range checks, which read the values (a device sync for GPU
+    tensors), for callers that have masked invalid inputs themselves.
     """
     lib, (teff, radius, a, albedo, e) = as_arrays(teff, stellar_radius, semi_major_axis,
                                                   albedo, eccentricity)
-    require_positive(teff, "teff")
-    require_positive(radius, "stellar_radius")
-    require_positive(a, "semi_major_axis")
-    _require_albedo(albedo)
-    _require_eccentricity(e)
+    if check:
+        require_positive(teff, "teff")
+        require_positive(radius, "stellar_radius")
+        require_positive(a, "semi_major_axis")
+        _require_albedo(albedo)
+        _require_eccentricity(e)
     ratio = radius * (SOLAR_RADIUS_M / AU_M) / (2.0 * a)
     return lib.finish(teff * lib.sqrt(ratio) * (1.0 - albedo) ** 0.25
                       * (1.0 - e * e) ** -0.125)

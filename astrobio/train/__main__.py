@@ -12,20 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-from astrobio.config import load_config
-from astrobio.errors import AstroBioError
+from astrobio.config import add_config_arguments, load_config
+from astrobio.errors import RunError, cli
 from astrobio.eval.evaluate import flat_metrics
 from astrobio.parallel.mesh import is_distributed_launch, is_main_rank
-from astrobio.train.trainer import TrainingDiverged, train
+from astrobio.train.trainer import train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m astrobio.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny", help="tiny (CPU default), small or 13b")
-    parser.add_argument("--config", help="a TOML/YAML/JSON file overriding preset fields")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one field, e.g. --set model.d_model=32 (repeatable)")
+    add_config_arguments(parser)
     parser.add_argument("--data", help="dataset directory (built there if absent; default: "
                         "a cache under $ASTROBIO_DATA_DIR or ~/.cache/astrobio)")
     parser.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
@@ -69,32 +66,27 @@ def print_table(results: dict) -> None:
         print(f"  {key:<{width}}  {value:.4f}")
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.resume and not args.out:
-        print("error: --resume needs --out, the run directory to continue", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(args.preset, args.config, _overrides(args))
-        if args.epochs is not None:
-            from astrobio.data.dataset import AstroBioDataset, ensure_default_dataset
+        raise RunError("--resume needs --out, the run directory to continue")
+    if is_distributed_launch() and args.out is None:
+        raise RunError("under torchrun give --out (every rank writes to one run directory)")
+    config = load_config(args.preset, args.config, _overrides(args))
+    if args.epochs is not None:
+        from astrobio.data.cache import ensure_default_dataset
+        from astrobio.data.reader import AstroBioDataset
 
-            root = ensure_default_dataset(config.data, args.data, progress=not args.quiet)
-            train_size = len(AstroBioDataset(root, "train"))
-            config.train.steps = max(1, round(args.epochs * train_size / config.train.batch_size))
-            args.data = str(root)
-        out = Path(args.out or f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run = train
-        if is_distributed_launch():
-            if args.out is None:
-                print("error: under torchrun give --out (every rank writes to one run "
-                      "directory)", file=sys.stderr)
-                return 2
-            from astrobio.parallel.train import train_distributed as run
-        results = run(config, out, args.data, resume=args.resume, progress=not args.quiet)
-    except (AstroBioError, TrainingDiverged, FileExistsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        root = ensure_default_dataset(config.data, args.data, progress=not args.quiet)
+        train_size = len(AstroBioDataset(root, "train"))
+        config.train.steps = max(1, round(args.epochs * train_size / config.train.batch_size))
+        args.data = str(root)
+    out = Path(args.out or f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = train
+    if is_distributed_launch():
+        from astrobio.train.distributed import train_distributed as run
+    results = run(config, out, args.data, resume=args.resume, progress=not args.quiet)
     if not is_main_rank():
         return 0
     print_table(results)

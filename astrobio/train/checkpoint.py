@@ -12,8 +12,6 @@ from pathlib import Path
 
 import torch
 
-CHECKPOINT_NAME = "checkpoint.pt"
-
 
 def rng_states() -> dict:
     states = {"python": random.getstate(), "torch": torch.get_rng_state()}

@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from astrobio.config import LossConfig
-from astrobio.data.schema import MODALITIES, PARAM_NAMES
 from astrobio.models.normalisation import normalise_temperature
 from astrobio.physics import equilibrium_temperature
+from astrobio.schema import MODALITIES, PARAM_NAMES
 
 PHYSICS_MAX_ALBEDO = 0.8
 
@@ -83,8 +83,9 @@ def physics_penalty(surface_temperature_z: torch.Tensor, params: torch.Tensor,
     usable = params_present & (teff > 0) & (radius > 0) & (a > 0) & (ecc >= 0) & (ecc < 1)
     safe = [torch.where(usable, value, fallback) for value, fallback in
             ((teff, 5772.0), (radius, 1.0), (a, 1.0), (ecc, 0.0))]
+    # `safe` holds only valid values, so the physics' range checks (host syncs) are skipped.
     t_eq = equilibrium_temperature(safe[0], safe[1], safe[2], albedo=PHYSICS_MAX_ALBEDO,
-                                   eccentricity=safe[3])
+                                   eccentricity=safe[3], check=False)
     hinge = F.relu(normalise_temperature(t_eq) - surface_temperature_z)
     return _masked_mean(hinge, usable)
 

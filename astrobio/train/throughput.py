@@ -34,3 +34,22 @@ def flops_per_token(counts: tuple[int, int], lm_config, seq_len: int) -> float:
     n_all, n_trained = counts
     attention = 12 * lm_config.num_hidden_layers * lm_config.hidden_size * seq_len
     return 4 * n_all + 2 * n_trained + attention
+
+
+class Throughput:
+    """Tokens/s and MFU of the steps of one run of `model` on `world` ranks of `device`."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, world: int):
+        peak = peak_flops(device)
+        self.job_peak = peak * world if peak else None
+        self.counts = parameter_counts(model) if self.job_peak else None
+        self.lm_config = model.llm.lm.config
+
+    def measure(self, positions: int, seconds: float, seq_len: int) -> tuple[float, float | None]:
+        """(tokens/s, MFU or None where the peak is unknown) of a step over `positions` LLM
+        positions (all ranks) of length-`seq_len` sequences."""
+        tokens_per_s = positions / seconds
+        if not self.job_peak:
+            return tokens_per_s, None
+        flops = flops_per_token(self.counts, self.lm_config, seq_len)
+        return tokens_per_s, flops * tokens_per_s / self.job_peak

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from astrobio.data.__main__ import main
-from astrobio.data.dataset import CARD_FILE, MANIFEST_FILE, read_manifest
+from astrobio.data.format import CARD_FILE, MANIFEST_FILE, read_manifest
 from astrobio.data.validate import validate_dataset
 
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from astrobio.data.batch import PAD_TOKEN_ID
 from astrobio.data.tokenizer import (
     BOS,
     EOS,
@@ -17,6 +16,7 @@ from astrobio.data.tokenizer import (
     train_tokenizer,
 )
 from astrobio.errors import ConfigError, DataError
+from astrobio.schema import PAD_TOKEN_ID
 
 WORDS = ["temperate", "rocky", "planet", "orbiting", "an", "M", "dwarf", "water", "vapour",
          "methane", "ozone", "clouds", "surface", "insolation", "habitable", "zone", "the", "of",

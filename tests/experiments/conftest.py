@@ -3,7 +3,7 @@
 import pytest
 
 from astrobio.config import load_config
-from astrobio.data.dataset import ensure_default_dataset
+from astrobio.data.cache import ensure_default_dataset
 from astrobio.experiments.__main__ import QUICK_SIZES
 
 

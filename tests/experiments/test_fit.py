@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from astrobio.data.dataset import AstroBioDataset
 from astrobio.data.loader import make_loader
-from astrobio.data.schema import MODALITIES
-from astrobio.experiments.fit import encoder_modules, fit, keep_only, load_model
+from astrobio.data.reader import AstroBioDataset
+from astrobio.experiments.fit import encoder_modules, fit, keep_only
+from astrobio.run import load_run
+from astrobio.schema import MODALITIES
 from astrobio.train.trainer import train
 
 
@@ -57,8 +58,8 @@ def test_single_modality_and_isolated_runs(tmp_path, toy_config, toy_dataset):
     isolated = tmp_path / "isolated"
     fit(config, isolated, toy_dataset, frozen={"params": tmp_path / "only_params"},
         progress=False)
-    source, _ = load_model(tmp_path / "only_params")
-    trained, _ = load_model(isolated)
+    source = load_run(tmp_path / "only_params", "cpu").model
+    trained = load_run(isolated, "cpu").model
     frozen, = encoder_modules(trained)["params"]
     for name, value in frozen.state_dict().items():
         assert torch.equal(value, source.param_encoder.state_dict()[name]), name

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from astrobio.data.schema import MODALITIES
 from astrobio.experiments.__main__ import main
 from astrobio.experiments.report import BASELINES
+from astrobio.schema import MODALITIES
 
 VARIANTS = (*BASELINES, *(f"without_{m}" for m in MODALITIES), "uncertainty_weighting")
 

@@ -9,7 +9,7 @@ import torch
 from astrobio.config import Config, DataConfig, LLMConfig, ModelConfig
 from astrobio.data.batch import multimodal_collate_fn
 from astrobio.data.sample import PlanetSample
-from astrobio.data.schema import HABITABILITY_CLASSES, MODALITIES, N_EDGE_FEATURES, N_NODE_FEATURES
+from astrobio.schema import HABITABILITY_CLASSES, MODALITIES, N_EDGE_FEATURES, N_NODE_FEATURES
 
 SMALL_DATA = DataConfig(climate_levels=4, lat=8, lon=12, spectrum_bins=61, max_text_tokens=12,
                         vocab_size=97)

@@ -1,6 +1,7 @@
 """Each encoder alone: shapes, fixed normalisations against hand-computed values, masking,
 the graph VAE's losses against independent formulas, empty graphs."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,14 +11,14 @@ import torch.nn.functional as F
 from conftest import random_sample
 
 from astrobio.data.batch import multimodal_collate_fn
-from astrobio.data.schema import PARAM_NAMES
-from astrobio.models import DatacubeCNN, GraphInputs, GraphVAE, ParamEncoder, SpectralEncoder
+from astrobio.models import DatacubeCNN, GraphVAE, ParamEncoder, SpectralEncoder
 from astrobio.models.normalisation import (
     climate_normaliser,
     denormalise_temperature,
     normalise_temperature,
     param_normaliser,
 )
+from astrobio.schema import PARAM_NAMES
 
 D = 16
 
@@ -116,9 +117,9 @@ def test_graph_vae_kl_and_reconstruction_match_formulas(rng):
     model, batch = vae_and_graph(rng)
     present = torch.tensor([True, False, True, True])
     model.eval()
-    out = model(GraphInputs.from_batch(batch), present)
+    out = model(batch.graph, present)
     assert torch.equal(out.z, out.mu)  # eval: the mean, no sampling
-    node_keep = present[batch.batch]
+    node_keep = present[batch.graph.batch]
     posterior = torch.distributions.Normal(out.mu.double(), (0.5 * out.logvar.double()).exp())
     prior = torch.distributions.Normal(0.0, 1.0)
     kl = torch.distributions.kl_divergence(posterior, prior).sum(-1)[node_keep].mean()
@@ -127,11 +128,12 @@ def test_graph_vae_kl_and_reconstruction_match_formulas(rng):
     # reconstruction: observed edges vs the pair (src, node halfway round the graph from dst)
     z = out.z.double()
     terms = []
-    for src, dst in batch.edge_index.T.tolist():
-        g = int(batch.batch[dst])
+    for src, dst in batch.graph.edge_index.T.tolist():
+        g = int(batch.graph.batch[dst])
         if not present[g]:
             continue
-        start, size = int(batch.ptr[g]), int(batch.ptr[g + 1] - batch.ptr[g])
+        ptr = batch.graph.ptr
+        start, size = int(ptr[g]), int(ptr[g + 1] - ptr[g])
         negative = start + (dst - start + size // 2) % size
         pos, neg = (z[src] * z[dst]).sum(), (z[src] * z[negative]).sum()
         terms.append(0.5 * (-F.logsigmoid(pos) - F.logsigmoid(-neg)))
@@ -141,7 +143,7 @@ def test_graph_vae_kl_and_reconstruction_match_formulas(rng):
 
 def test_graph_vae_training_samples_and_eval_is_deterministic(rng):
     model, batch = vae_and_graph(rng)
-    g, present = GraphInputs.from_batch(batch), torch.ones(4, dtype=torch.bool)
+    g, present = batch.graph, torch.ones(4, dtype=torch.bool)
     model.eval()
     first, second = model(g, present), model(g, present)
     assert torch.equal(first.features.tokens, second.features.tokens)
@@ -156,12 +158,12 @@ def test_graph_vae_pooling_is_per_graph(rng):
     model, batch = vae_and_graph(rng)
     model.eval()
     present = torch.ones(4, dtype=torch.bool)
-    out = model(GraphInputs.from_batch(batch), present).features
-    changed = batch.node_features.clone()
-    lo, hi = int(batch.ptr[1]), int(batch.ptr[2])
+    out = model(batch.graph, present).features
+    changed = batch.graph.node_features.clone()
+    lo, hi = int(batch.graph.ptr[1]), int(batch.graph.ptr[2])
     changed[lo:hi] += 1.0
-    batch.node_features = changed
-    again = model(GraphInputs.from_batch(batch), present).features
+    batch.graph = dataclasses.replace(batch.graph, node_features=changed)
+    again = model(batch.graph, present).features
     for i in range(4):
         same = torch.equal(out.pooled[i], again.pooled[i])
         assert same == (i != 1)
@@ -169,7 +171,7 @@ def test_graph_vae_pooling_is_per_graph(rng):
 
 def test_graph_vae_empty_graphs(rng):
     model, batch = vae_and_graph(rng, n_nodes=[0, 5, 0, 1])
-    out = model(GraphInputs.from_batch(batch), torch.ones(4, dtype=torch.bool))
+    out = model(batch.graph, torch.ones(4, dtype=torch.bool))
     check_features(out.features, 4, n_tokens=3)
     for i in (0, 2):
         assert not out.features.mask[i].any()
@@ -184,7 +186,7 @@ def test_graph_vae_all_graphs_empty():
     samples = [random_sample(np.random.default_rng(i), i, n_nodes=0) for i in range(3)]
     batch = multimodal_collate_fn(samples)
     model = GraphVAE(hidden=12, n_layers=2, latent=6, d_model=D, n_tokens=3)
-    out = model(GraphInputs.from_batch(batch), torch.ones(3, dtype=torch.bool))
+    out = model(batch.graph, torch.ones(3, dtype=torch.bool))
     assert out.kl == 0 and out.reconstruction == 0
     assert not out.features.mask.any() and (out.features.pooled == 0).all()
 

@@ -10,9 +10,9 @@ import torch
 from conftest import SMALL_DATA, random_batch, random_sample, small_config
 
 from astrobio.data.batch import multimodal_collate_fn
-from astrobio.data.schema import HABITABILITY_CLASSES, MODALITIES
 from astrobio.errors import ConfigError
 from astrobio.models import UnifiedMultiModalSystem
+from astrobio.schema import HABITABILITY_CLASSES, MODALITIES
 from astrobio.train.losses import compute_losses, supervised_terms
 
 B = 5
@@ -88,8 +88,9 @@ def perturbed(batch, modality):
     """A copy of `batch` with modality `modality`'s values changed for every sample."""
     changes = {
         "climate": {"climate": batch.climate * 1.05 + 3.0},
-        "graph": {"node_features": batch.node_features + 0.7,
-                  "edge_attr": batch.edge_attr - 0.4},
+        "graph": {"graph": dataclasses.replace(
+            batch.graph, node_features=batch.graph.node_features + 0.7,
+            edge_attr=batch.graph.edge_attr - 0.4)},
         "spectrum": {"spectrum": batch.spectrum + 40.0 * torch.randn_like(batch.spectrum)},
         "params": {"params": batch.params * 1.3},
         "text": {"input_ids": (batch.input_ids * 7 + 3) % 96 + 1},

@@ -36,6 +36,17 @@ def assert_same(actual, expected):
         assert torch.equal(a, e)
 
 
+INDEX_FIELDS = ("edge_index", "batch", "ptr", "rowptr", "col", "perm", "rowptr_t", "col_t",
+                "perm_t")
+
+
+def assert_same_graph(actual, expected):
+    assert_same([getattr(actual, f) for f in INDEX_FIELDS],
+                [getattr(expected, f) for f in INDEX_FIELDS])
+    assert actual.max_nodes == expected.max_nodes
+    assert torch.equal(actual.node_features, expected.node_features)
+
+
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
 @pytest.mark.parametrize("num_nodes,num_edges", [(37, 211), (1, 5), (13, 0), (0, 0), (2003, 97)])
 def test_csr_matches_reference(rng, dtype, num_nodes, num_edges):
@@ -119,11 +130,11 @@ def test_collate_matches_reference(rng, dtype, name):
         attrs = None  # no graph to take the attribute width from
     actual = collate_graphs(edges, nodes, attrs)
     expected = collate_graphs_reference(edges, nodes, attrs)
-    assert_same(actual[:-1], expected[:-1])
-    if attrs is not None:
-        assert torch.equal(actual.edge_attr, expected.edge_attr)
+    assert_same_graph(actual, expected)
+    assert torch.equal(actual.edge_attr, expected.edge_attr)
+    assert actual.max_nodes == max(nodes, default=0)
     with use_backend("reference"):
-        assert_same(collate_graphs(edges, nodes)[:-1], expected[:-1])
+        assert_same_graph(collate_graphs(edges, nodes), expected)
 
 
 def test_collate_is_the_batch_graph_and_its_csrs(rng):
@@ -242,3 +253,17 @@ def test_csr_cuda_matches_reference(rng, dtype, num_nodes, num_edges):
 def test_csr_cuda_out_of_range_raises():
     with pytest.raises(ValueError, match="outside"):
         csr_from_edges(torch.tensor([[0, 1], [1, 3]], device="cuda"), 3)
+
+
+def test_collate_carries_node_features_and_moves_as_one(rng):
+    edges, nodes, attrs = random_batch(rng, BATCHES["with_empty"], None)
+    features = [rng.standard_normal((n, 5)).astype(np.float32) for n in nodes]
+    out = collate_graphs(edges, nodes, attrs, features)
+    assert torch.equal(out.node_features, torch.from_numpy(np.concatenate(features)))
+    assert out.num_graphs == len(nodes)
+    inverse = out.inverse_perm_t
+    assert torch.equal(out.perm_t[inverse], torch.arange(out.col.numel()))
+    doubled = out.apply(lambda t: t * 2)
+    assert torch.equal(doubled.rowptr, out.rowptr * 2) and doubled.max_nodes == out.max_nodes
+    with pytest.raises(ValueError, match="graph 1: node_features has"):
+        collate_graphs(edges, nodes, attrs, [features[0], features[1][:-1], *features[2:]])

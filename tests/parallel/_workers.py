@@ -170,7 +170,7 @@ def equivalence_rank(rank: int, cases: list[list[str]], seed: int, batch_size: i
 
 def train_rank(rank: int, config_overrides: list[str], data: str, out: str) -> dict:
     from astrobio.config import load_config as load
-    from astrobio.parallel.train import train_distributed
+    from astrobio.train.distributed import train_distributed
 
     config = load("tiny", overrides=config_overrides)
     return train_distributed(config, out, data, progress=False)
@@ -186,7 +186,7 @@ def crash_then_resume_rank(rank: int, config_overrides: list[str], data: str, ou
     between two checkpoints), then `--resume` in the same process group; returns the last
     step logged before the resume and the resumed run's test metrics."""
     from astrobio.config import load_config as load
-    from astrobio.parallel import train as parallel_train
+    from astrobio.train import distributed as parallel_train
 
     config = load("tiny", overrides=config_overrides)
     layout = parallel_train.MeshParallelism
@@ -220,7 +220,7 @@ def sharded_llm_rank(rank: int, overrides: list[str], lm_dir: str, seed: int,
     from astrobio.parallel.load import load_llm_shards
     from astrobio.parallel.mesh import init_mesh
     from astrobio.parallel.parallelize import parallelize, uses_loss_parallel
-    from astrobio.parallel.train import build_model
+    from astrobio.parallel.precision import build_model
 
     config = small_config(*overrides, f"model.llm.path={lm_dir}")
     mesh = init_mesh(config.parallel, timeout=COLLECTIVE_TIMEOUT)

@@ -112,7 +112,7 @@ TRAIN = [
 @pytest.mark.distributed
 def test_tp2_training_tracks_single_process_and_its_checkpoint_loads_in_one(tmp_path):
     from astrobio.config import load_config
-    from astrobio.data.dataset import ensure_default_dataset
+    from astrobio.data.cache import ensure_default_dataset
 
     config = load_config("tiny", overrides=TRAIN)
     data = ensure_default_dataset(config.data, tmp_path / "data", progress=False)
@@ -132,8 +132,8 @@ def test_tp2_training_tracks_single_process_and_its_checkpoint_loads_in_one(tmp_
     assert tp_results["n"] == single["n"]
 
     # The 2-rank checkpoint in one process gives the 2-rank run's test metrics.
-    from astrobio.data.dataset import AstroBioDataset
     from astrobio.data.loader import make_loader
+    from astrobio.data.reader import AstroBioDataset
     from astrobio.eval.evaluate import flat_metrics, predict, score
 
     model = UnifiedMultiModalSystem(config)
@@ -169,7 +169,7 @@ def test_tp2_llm_read_shard_by_shard_equals_from_pretrained(tmp_path, test_seed,
 def test_tp2_resume_after_a_crash_equals_the_uninterrupted_run(tmp_path):
     """Both ranks fail after step 3 (checkpoint at 2); resuming redoes steps 3-5 exactly."""
     from astrobio.config import load_config
-    from astrobio.data.dataset import ensure_default_dataset
+    from astrobio.data.cache import ensure_default_dataset
 
     overrides = TRAIN + ["parallel.tp=2", "train.checkpoint_every=2"]
     config = load_config("tiny", overrides=overrides)

@@ -3,7 +3,7 @@
 import pytest
 
 from astrobio.config import load_config
-from astrobio.data.dataset import ensure_default_dataset
+from astrobio.data.cache import ensure_default_dataset
 
 SMALL = [
     "data.n_samples=48", "data.shard_size=16", "data.vocab_size=300", "data.max_text_tokens=48",

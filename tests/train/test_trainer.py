@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from astrobio.config import load_config
+from astrobio.data.batch import MultiModalBatch
 from astrobio.errors import ConfigError
 from astrobio.evaluate import evaluate_run
 from astrobio.train import trainer
@@ -47,7 +48,7 @@ def test_cli_trains_checkpoints_and_evaluates(tmp_path, small_dataset, small_ove
     for plot in ("loss_curves", "ablation", "gradient_flow", "reliability"):
         assert (run / "evaluation" / f"{plot}.png").stat().st_size > 1000
     # a second run into the same directory must not overwrite it
-    assert train_main(argv) == 1
+    assert train_main(argv) == 2
 
 
 def test_llm_path_flag_starts_from_the_saved_weights(tmp_path, small_dataset, small_overrides):
@@ -73,6 +74,7 @@ def test_llm_path_flag_starts_from_the_saved_weights(tmp_path, small_dataset, sm
 
 KILL_AT_STEP_3 = """
 import os, signal, sys
+from astrobio.data.batch import MultiModalBatch
 from astrobio.train import trainer
 log = trainer._append_jsonl
 def log_then_die(path, record):
@@ -143,6 +145,7 @@ def test_modality_dropout_hides_modalities_but_never_the_last():
     @dataclasses.dataclass
     class Batch:
         present: torch.Tensor
+        masked = MultiModalBatch.masked
 
     present = torch.rand(4000, 5) < 0.8
     present[:10] = False  # samples with nothing stay so
@@ -155,3 +158,20 @@ def test_modality_dropout_hides_modalities_but_never_the_last():
     multi = present.sum(dim=1) >= 2
     hidden = (present & ~kept)[multi].sum() / present[multi].sum()
     assert 0.4 < float(hidden) < 0.5  # 0.5, less the rows rescued whole
+
+
+def test_every_layout_has_every_member_of_the_protocol():
+    from typing import get_type_hints
+
+    from astrobio.train.distributed import MeshParallelism
+    from astrobio.train.layout import Layout, SingleProcess
+
+    members = set(get_type_hints(Layout)) | {
+        name for name, value in vars(Layout).items() if callable(value)
+        and not name.startswith("_")}
+    assert {"device", "build", "save", "load", "all_finite"} <= members
+    for layout in (SingleProcess, MeshParallelism):
+        annotated = set(get_type_hints(layout)) | set(vars(layout))
+        missing = {m for m in members if m not in annotated
+                   and m not in ("device", "main", "world", "dp", "dp_rank")}
+        assert not missing, (layout.__name__, missing)

@@ -39,9 +39,9 @@ import xarray as xr
 
 from astrobio.config import DataConfig
 from astrobio.data.sample import PlanetSample
-from astrobio.data.schema import CLIMATE_VARIABLES
 from astrobio.data.synthetic.climate import ICE_ALL_K, KELVIN_FREEZE, SIGMA_TOP
 from astrobio.errors import DataError
+from astrobio.schema import CLIMATE_VARIABLES
 
 VARIABLE_NAMES = {
     "temperature": (("T", "ta", "temp", "TEMP", "temperature"), "air_temperature"),

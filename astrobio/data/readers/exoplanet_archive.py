@@ -35,9 +35,9 @@ import numpy as np
 from astrobio import physics
 from astrobio.config import DataConfig
 from astrobio.data.sample import PlanetSample
-from astrobio.data.schema import PARAM_NAMES
 from astrobio.errors import DataError
 from astrobio.physics.habitable_zone import TEFF_RANGE_K
+from astrobio.schema import PARAM_NAMES
 
 NUMERIC_COLUMNS = (*PARAM_NAMES, "st_logg", "pl_orbper", "pl_eqt")
 PLAUSIBLE_RANGES = {  # after conversion to the sample's units

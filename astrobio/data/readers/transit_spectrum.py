@@ -30,8 +30,8 @@ from astropy.utils.exceptions import AstropyWarning
 
 from astrobio.config import DataConfig
 from astrobio.data.sample import PlanetSample
-from astrobio.data.schema import WAVELENGTH_MAX_UM, WAVELENGTH_MIN_UM, wavelength_grid
 from astrobio.errors import DataError
+from astrobio.schema import WAVELENGTH_MAX_UM, WAVELENGTH_MIN_UM, wavelength_grid
 
 DEPTH_UNITS_PPM = {"ppm": 1.0, "percent": 1e4, "%": 1e4, "fraction": 1e6, "1": 1e6,
                    "dimensionless": 1e6}

@@ -36,9 +36,9 @@ from scipy.special import ndtri
 
 from astrobio import physics
 from astrobio.data.sample import PlanetSample
-from astrobio.data.schema import MODALITIES
 from astrobio.data.synthetic import biosphere, climate, labels, planets, spectrum, stars, text
 from astrobio.errors import DataError
+from astrobio.schema import MODALITIES
 
 GENERATOR_VERSION = "2.0.1"
 BLOCK = 64

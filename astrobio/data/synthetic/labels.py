@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrobio.data.schema import HABITABILITY_CLASSES
 from astrobio.data.synthetic.climate import KELVIN_FREEZE, boiling_temperature
+from astrobio.schema import HABITABILITY_CLASSES
 
 LIFE_PROBABILITY = 0.55
 LIFE_HOT_LIMIT_K = 395.0

@@ -27,9 +27,9 @@ import math
 
 import numpy as np
 
-from astrobio.data.schema import wavelength_grid
 from astrobio.data.synthetic.planets import GASES
 from astrobio.data.synthetic.rows import row_matmul
+from astrobio.schema import wavelength_grid
 
 # (centre um, strength s, intrinsic 1-sigma width um) per gas, DESIGN.md band centres.
 BANDS = {

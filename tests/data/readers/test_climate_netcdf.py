@@ -4,8 +4,8 @@ import xarray as xr
 
 from astrobio.config import DataConfig
 from astrobio.data.readers import climate_grid, read_climate_netcdf
-from astrobio.data.schema import CLIMATE_VARIABLES, MODALITIES
 from astrobio.errors import DataError
+from astrobio.schema import CLIMATE_VARIABLES, MODALITIES
 
 CONFIG = DataConfig(climate_levels=5, lat=6, lon=8)
 LEVELS_HPA = np.array([1000.0, 700.0, 400.0, 200.0, 100.0, 50.0, 20.0, 10.0])

@@ -5,8 +5,8 @@ import pytest
 
 from astrobio.config import DataConfig
 from astrobio.data.readers import describe_planet, read_exoplanet_archive
-from astrobio.data.schema import MODALITIES, PARAM_NAMES
 from astrobio.errors import DataError
+from astrobio.schema import MODALITIES, PARAM_NAMES
 
 CONFIG = DataConfig()
 HEADER = ("pl_name,hostname,st_teff,st_lum,st_rad,st_mass,st_logg,pl_rade,pl_bmasse,"

@@ -7,8 +7,8 @@ import pytest
 
 from astrobio.config import DataConfig
 from astrobio.data.readers import read_sbml
-from astrobio.data.schema import MODALITIES
 from astrobio.errors import DataError
+from astrobio.schema import MODALITIES
 
 CONFIG = DataConfig()
 TEXTBOOK = Path(cobra.__file__).parent / "data" / "textbook.xml.gz"

@@ -6,8 +6,8 @@ from astropy.table import Table
 
 from astrobio.config import DataConfig
 from astrobio.data.readers import bin_spectrum, read_jwst_x1d, read_transit_table
-from astrobio.data.schema import MODALITIES, wavelength_grid
 from astrobio.errors import DataError
+from astrobio.schema import MODALITIES, wavelength_grid
 
 CONFIG = DataConfig(spectrum_bins=33)
 

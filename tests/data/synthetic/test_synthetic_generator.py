@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from astrobio.config import DataConfig
-from astrobio.data.schema import HABITABILITY_CLASSES, MODALITIES, PARAM_NAMES
 from astrobio.data.synthetic import GENERATOR_VERSION, generate_sample, generate_samples
 from astrobio.data.synthetic.labels import hot_limit
 from astrobio.errors import DataError
+from astrobio.schema import HABITABILITY_CLASSES, MODALITIES, PARAM_NAMES
 
 ARRAYS = ("climate", "node_features", "edge_index", "edge_attr", "spectrum", "spectrum_err",
           "spectrum_mask", "params", "present")

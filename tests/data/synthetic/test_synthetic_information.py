@@ -6,7 +6,7 @@ each alone stays clearly short of perfect, the concatenation beats the best of t
 
 import numpy as np
 
-from astrobio.data.schema import PARAM_NAMES, wavelength_grid
+from astrobio.schema import PARAM_NAMES, wavelength_grid
 
 
 def params_summary(s):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from astrobio.data.schema import PARAM_NAMES, wavelength_grid
 from astrobio.data.synthetic import planets, spectrum
+from astrobio.schema import PARAM_NAMES, wavelength_grid
 
 # DESIGN.md band centres (um) inside the 0.6-12 um grid
 DESIGN_BANDS = {

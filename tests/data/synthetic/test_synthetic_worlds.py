@@ -10,8 +10,8 @@ import re
 
 import numpy as np
 
-from astrobio.data.schema import HABITABILITY_CLASSES
 from astrobio.data.synthetic.generator import GCM_BIAS_K, THERMAL_EMISSION_ERROR_K
+from astrobio.schema import HABITABILITY_CLASSES
 
 CLASS = {name: i for i, name in enumerate(HABITABILITY_CLASSES)}
 RETRIEVED = re.compile(r"(?:near|about) (\d+) K, (below|between|above)")

@@ -1,7 +1,6 @@
 """The on-disk dataset: what `build_dataset` writes is what `AstroBioDataset` reads back,
-the generator being the truth; determinism, atomicity, bad files, the default cache."""
+the generator being the truth; determinism, atomicity, bad files."""
 
-import json
 import os
 import pickle
 import shutil
@@ -14,20 +13,14 @@ from transformers import PreTrainedTokenizerFast
 
 from astrobio.config import DataConfig
 from astrobio.data import build as build_module
-from astrobio.data.batch import PAD_TOKEN_ID, multimodal_collate_fn
+from astrobio.data.batch import multimodal_collate_fn
 from astrobio.data.build import build_dataset, split_indices
-from astrobio.data.dataset import (
-    BUILD_MARKER,
-    CARD_FILE,
-    SPLITS,
-    AstroBioDataset,
-    ensure_default_dataset,
-    read_card,
-    read_manifest,
-)
+from astrobio.data.format import BUILD_MARKER, CARD_FILE, SPLITS, read_card, read_manifest
+from astrobio.data.reader import AstroBioDataset
 from astrobio.data.synthetic import generate_sample
 from astrobio.data.tokenizer import encode_text, load_tokenizer
 from astrobio.errors import ConfigError, DataError
+from astrobio.schema import PAD_TOKEN_ID
 
 ARRAY_FIELDS = ("climate", "node_features", "edge_index", "edge_attr", "spectrum",
                 "spectrum_err", "spectrum_mask", "params", "present")
@@ -218,21 +211,3 @@ def test_bad_arguments(built):
     dataset = AstroBioDataset(root, "val")
     with pytest.raises(IndexError):
         dataset[len(dataset)]
-
-
-def test_ensure_default_dataset_builds_once(tmp_path, monkeypatch, data_seed):
-    monkeypatch.setenv("ASTROBIO_DATA_DIR", str(tmp_path / "cache"))
-    config = DataConfig(n_samples=12, shard_size=8, seed=data_seed)
-    root = ensure_default_dataset(config, progress=False)
-    assert root.parent == tmp_path / "cache" and root.name.startswith("synthetic-")
-    stamp = (root / CARD_FILE).stat().st_mtime_ns
-    assert ensure_default_dataset(config, progress=False) == root
-    assert (root / CARD_FILE).stat().st_mtime_ns == stamp
-    assert not list((tmp_path / "cache").glob(".*building*"))
-    other = DataConfig(n_samples=12, shard_size=8, seed=data_seed + 1)
-    assert ensure_default_dataset(other, progress=False) != root  # its own directory
-    with pytest.raises(DataError, match="different config") as err:
-        ensure_default_dataset(other, root, progress=False)
-    assert "seed" in str(err.value)
-    card = json.loads((root / CARD_FILE).read_text())
-    assert card["config"]["n_samples"] == 12

@@ -1,6 +1,8 @@
-"""The fixed vocabulary of a sample: modality order, channel names, label classes, grids.
+"""The fixed vocabulary of a sample: modality order, channel names, label classes, grids,
+special tokens.
 
-Every module that needs one of these facts imports it from here.
+Every module that needs one of these facts imports it from here; this module imports nothing
+of the package, so models, ops and config can use it without the data package.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ TARGETS = ("habitable", "habitability_class", "surface_temperature", "biosignatu
 # Metabolic graph features (see astrobio.data.metabolism for their meaning).
 N_NODE_FEATURES = 16
 N_EDGE_FEATURES = 4
+
+# The tokenizer's special tokens take the first ids, in this order, so "<pad>" is 0. The
+# collate pads text with PAD_TOKEN_ID and marks pads in `attention_mask`.
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+PAD_TOKEN_ID = 0
 
 WAVELENGTH_MIN_UM = 0.6
 WAVELENGTH_MAX_UM = 12.0

@@ -39,9 +39,9 @@ under `MemTracker`, which accounts every tensor by category at the step's peak (
 files what the optimizer step allocates, its temporaries too, as optimizer state). Things that
 need care: MemTracker registers gradient hooks on every parameter, which a frozen one refuses
 (`_Tracker` gives those an inert handle, and keeps only the device-wide peak: its per-module
-walk on every op would take hours for 40 layers); the physics loss term checks its inputs'
-values, so on fake tensors the loss is a sum over the same outputs; and the graph VAE reads
-data-dependent sizes (`int(counts.max())`), which fake tensors cannot answer, so it runs on
+walk on every op would take hours for 40 layers); the graph VAE's message passing has
+data-dependent sizes (`repeat_interleave` over the CSR's rows), which fake tensors cannot
+answer, so it runs on
 real tensors (its parameters are a few MB) with its output feeding the fake rest; the text's
 `input_ids` enter as a fake constant so the LLM's range check can read them, and boolean-mask
 selections (the LM loss's supervised positions) count every position.
@@ -115,8 +115,7 @@ def text_tokens(config: Config, spec: PlanSpec) -> int:
 
 
 def llm_positions(config: Config, spec: PlanSpec) -> int:
-    prefix = config.model.numerical_prefix_tokens + config.model.spectral_prefix_tokens
-    return prefix + text_tokens(config, spec)
+    return config.model.prefix_tokens + text_tokens(config, spec)
 
 
 def _with_seq(config: Config, spec: PlanSpec) -> Config:
@@ -371,8 +370,9 @@ def run_step(config: Config, spec: PlanSpec, device_type: str, fake: bool = True
         trainable_parameters,
         uses_loss_parallel,
     )
+    from astrobio.parallel.precision import build_model
     from astrobio.parallel.tensor_parallel import loss_parallel_context
-    from astrobio.parallel.train import build_model
+    from astrobio.train.losses import compute_losses
     started = time.perf_counter()
     config = _with_seq(config, spec)
     device = torch.device(device_type)
@@ -399,7 +399,7 @@ def run_step(config: Config, spec: PlanSpec, device_type: str, fake: bool = True
             with loss_parallel_context(uses_loss_parallel(mesh, parallel)):
                 with autocast:
                     output = model(inputs)
-                    total = _loss_of_every_output(output, inputs, config, fake)
+                    total = compute_losses(output, inputs, config.loss, step=1)[0]
                 total.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -410,21 +410,6 @@ def run_step(config: Config, spec: PlanSpec, device_type: str, fake: bool = True
         with tracker:
             step()
     return tracker, time.perf_counter() - started
-
-
-def _loss_of_every_output(output, batch, config: Config, fake: bool) -> torch.Tensor:
-    """The training loss; on fake tensors a sum over the same outputs instead, since the
-    physics term validates its inputs' values (`bool(bad.any())`), which fake tensors lack.
-    Every output the loss reads gets its gradient either way; the per-sample loss arithmetic
-    on [b]-sized tensors it leaves out is bytes."""
-    from astrobio.train.losses import compute_losses
-
-    if not fake:
-        return compute_losses(output, batch, config.loss, step=1)[0]
-    terms = (output.lm_loss, output.habitable_logit, output.habitability_class_logits,
-             output.surface_temperature_z, output.biosignature_logit,
-             output.vae_reconstruction, output.vae_kl)
-    return torch.stack([term.float().sum() for term in terms]).sum()
 
 
 def measured(tracker) -> Breakdown:

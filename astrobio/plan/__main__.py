@@ -4,7 +4,7 @@
 
 prints rank 0's peak broken into parameters, gradients, optimizer state, activations and
 temporaries, from the analytic model and measured by running the real plan on fake tensors
-(`astrobio.parallel.memory`), and a verdict against the GPU memory less `--reserve` (CUDA
+(`astrobio.plan.memory`), and a verdict against the GPU memory less `--reserve` (CUDA
 context, NCCL buffers and allocator fragmentation, which neither figure holds). The plan is
 the preset's `parallel` section unless flags say otherwise; `--search` proposes the cheapest
 plan that fits instead: over TP/DP degrees, LoRA ranks (or full fine-tuning), checkpointing
@@ -19,9 +19,9 @@ import itertools
 import re
 import sys
 
-from astrobio.config import load_config
-from astrobio.errors import AstroBioError, ConfigError
-from astrobio.parallel.memory import GiB, PlanSpec, analytic, measure
+from astrobio.config import add_config_arguments, load_config
+from astrobio.errors import ConfigError, cli
+from astrobio.plan.memory import GiB, PlanSpec, analytic, measure
 
 UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": GiB, "kb": 1e3, "mb": 1e6,
          "gb": 1e9}
@@ -40,9 +40,7 @@ def parse_bytes(text: str) -> float:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m astrobio.plan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="13b")
-    parser.add_argument("--config", help="a TOML/YAML/JSON file overriding preset fields")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_config_arguments(parser)
     parser.add_argument("--gpus", type=int, default=2, help="ranks (one GPU each)")
     parser.add_argument("--gpu-memory", default="24GiB", help="memory of one GPU")
     parser.add_argument("--reserve", default="2GiB",
@@ -94,7 +92,7 @@ def seconds_per_sample(config, spec: PlanSpec, peak_flops: float, link_bytes_s: 
     backward, recompute), FSDP (dp > 1) gathers the LLM's bf16 weights twice per micro-batch
     (forward, backward). The LoRA adapters' share is negligible and left out, so plans that
     differ only in rank cost the same."""
-    from astrobio.parallel.memory import llm_positions
+    from astrobio.plan.memory import llm_positions
 
     llm = config.model.llm
     s, h, L, t, d = (llm_positions(config, spec), llm.hidden_size, llm.num_layers, spec.tp,
@@ -128,7 +126,7 @@ def search(config, args, budget: float) -> PlanSpec | None:
 
 
 def print_report(config, spec: PlanSpec, args, budget: float, measured=None, seconds=None):
-    from astrobio.parallel.memory import llm_positions, text_tokens
+    from astrobio.plan.memory import llm_positions, text_tokens
 
     gpu = parse_bytes(args.gpu_memory)
     predicted = analytic(config, spec, args.target)
@@ -157,23 +155,20 @@ def print_report(config, spec: PlanSpec, args, budget: float, measured=None, sec
     return verdict == "fits"
 
 
+@cli
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        config = load_config(args.preset, args.config, args.set)
-        budget = parse_bytes(args.gpu_memory) - parse_bytes(args.reserve)
-        if args.search:
-            spec = search(config, args, budget)
-            if spec is None:
-                print(f"no plan fits {args.gpus} x {args.gpu_memory}: even TP={args.gpus} with "
-                      "LoRA r=8, full recomputation and micro-batch 1 does not")
-                return 1
-            print("cheapest plan that fits (analytic model):")
-        else:
-            spec = requested_plan(config, args)
-    except AstroBioError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    config = load_config(args.preset, args.config, args.set)
+    budget = parse_bytes(args.gpu_memory) - parse_bytes(args.reserve)
+    if args.search:
+        spec = search(config, args, budget)
+        if spec is None:
+            print(f"no plan fits {args.gpus} x {args.gpu_memory}: even TP={args.gpus} with "
+                  "LoRA r=8, full recomputation and micro-batch 1 does not")
+            return 1
+        print("cheapest plan that fits (analytic model):")
+    else:
+        spec = requested_plan(config, args)
     measured = seconds = None
     if not args.no_measure:
         measured, seconds = measure(config, spec, args.target)

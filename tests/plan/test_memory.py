@@ -11,9 +11,9 @@ import pytest
 
 from astrobio.config import load_config
 from astrobio.errors import ConfigError
-from astrobio.parallel.memory import GiB, PlanSpec, analytic, measure, parameter_counts
-from astrobio.plan import main as plan_main
-from astrobio.plan import parse_bytes
+from astrobio.plan.__main__ import main as plan_main
+from astrobio.plan.__main__ import parse_bytes
+from astrobio.plan.memory import GiB, PlanSpec, analytic, measure, parameter_counts
 
 pytestmark = pytest.mark.timeout(600)
 

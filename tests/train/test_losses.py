@@ -132,3 +132,18 @@ def test_compute_losses_with_uncertainty_weighting():
     expected = sum(0.5 * getattr(config, n) * terms[n].item() + math.log(2.0)
                    for n in WEIGHTED_TERMS) + 0.5 * 4.0
     assert total.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_loss_reads_no_tensor_values():
+    """No host sync per step on a GPU: the loss runs on fake tensors, which have no values to
+    read (a `bool()`, `float()` or `.item()` of one raises). The eager physics functions do
+    check their inputs, so they would fail here with unphysical parameters."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    output, batch = tiny_case()
+    batch.params[1, 0] = -5.0  # an unphysical Teff: masked, never checked by reading it
+    with FakeTensorMode() as mode:
+        fake = lambda ns: SimpleNamespace(**{k: mode.from_tensor(v) for k, v in vars(ns).items()})
+        total, terms = compute_losses(fake(output), fake(batch), LossConfig(), step=3)
+        total.backward()
+    assert total.shape == () and set(terms) >= set(WEIGHTED_TERMS)

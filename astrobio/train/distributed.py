@@ -1,9 +1,10 @@
 """Distributed training: `torchrun ... -m astrobio.train --tp T` lands here.
 
 `trainer.train` is the one training loop; this module gives it the `MeshParallelism` layout
-over the `(dp, tp)` mesh. `train.batch_size` is the global batch, each data-parallel rank loads
-its `batch_size / dp` share (`make_loader(num_replicas=dp, rank=dp_rank)`), ranks of one TP
-group load the same samples. Rank 0 alone writes metrics, the run config and the progress bar;
+(`layout.Layout`) over the `(dp, tp)` mesh, with the plans of `astrobio.parallel`.
+`train.batch_size` is the global batch, each data-parallel rank loads its `batch_size / dp`
+share (`make_loader(num_replicas=dp, rank=dp_rank)`), ranks of one TP group load the same
+samples. Rank 0 alone writes metrics, the run config and the progress bar;
 every rank writes its shards of the checkpoint (`dcp.py`) and reads only its shards of a saved
 LLM (`load.py`). Each step logs tokens/s and MFU (`astrobio.train.throughput`). Per-module
 gradient-flow logging is single-process only.
@@ -18,7 +19,6 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh
 
 from astrobio.config import Config
-from astrobio.models import UnifiedMultiModalSystem
 from astrobio.parallel import dcp
 from astrobio.parallel.load import load_llm_shards
 from astrobio.parallel.mesh import init_mesh, local_device
@@ -28,50 +28,17 @@ from astrobio.parallel.parallelize import (
     parallelize,
     uses_loss_parallel,
 )
+from astrobio.parallel.precision import build_model
 from astrobio.parallel.tensor_parallel import loss_parallel_context
-from astrobio.train.trainer import RunFiles, train
-
-
-def build_model(config: Config, low_precision: bool,
-                load_llm_weights: bool = True) -> UnifiedMultiModalSystem:
-    """With `low_precision` (on CUDA) the LLM is built in bf16 (its frozen base stays bf16: 2
-    bytes/param), the trained modules in fp32 (FSDP's policy casts them to bf16 for compute);
-    otherwise all in fp32. On the current default device; `load_llm_weights=False` leaves a
-    saved LLM on the meta device (`load.py`)."""
-    if not low_precision:
-        return UnifiedMultiModalSystem(config, load_llm_weights=load_llm_weights)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        model = UnifiedMultiModalSystem(config, load_llm_weights=load_llm_weights)
-    finally:
-        torch.set_default_dtype(default)
-    for name, module in model.named_children():
-        if name != "llm":
-            _to_fp32(module)
-    _to_fp32(model.llm.numerical_projector)
-    _to_fp32(model.llm.spectral_projector)
-    return model
-
-
-def _to_fp32(module: torch.nn.Module) -> None:
-    """`module.float()` by new parameter objects (`.float()` swaps them in place, which fails
-    on the fake tensors of the memory planner)."""
-    for sub in module.modules():
-        for key, param in sub._parameters.items():
-            if param is not None and param.is_floating_point():
-                sub._parameters[key] = torch.nn.Parameter(param.detach().float(),
-                                                          requires_grad=param.requires_grad)
-        for key, buffer in sub._buffers.items():
-            if buffer is not None and buffer.is_floating_point():
-                sub._buffers[key] = buffer.float()
+from astrobio.run import RunFiles
+from astrobio.train.trainer import train
 
 
 class MeshParallelism:
-    """The `(dp, tp)` mesh of the ranks torchrun started, as a `trainer.train` layout (the
-    methods of `trainer.SingleProcess`): the model built by `build_model` and parallelized by
-    `parallelize`, a DTensor-aware optimizer and clipping, losses averaged over data-parallel
-    ranks, a sharded checkpoint directory (`dcp.py`)."""
+    """The `(dp, tp)` mesh of the ranks torchrun started, as a `layout.Layout`: the model built
+    in mixed precision (`parallel.precision`) and parallelized by `parallelize`, a
+    DTensor-aware optimizer and clipping, losses averaged over data-parallel ranks, a sharded
+    checkpoint directory (`dcp.py`)."""
 
     gradient_flow = False  # per-module gradient norms are measured in a single process
 
