@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -75,10 +76,13 @@ class AstroBioDataset(torch.utils.data.Dataset):
     defect is a `DataError` naming the file, the sample and the field, never a NaN downstream.
     `read_sample_files=False` leaves the per-sample files (`format.SAMPLE_FILES`) unread, as
     zeros of their shape (a broadcast view), for a loader that reads them itself (DALI).
+    `keep(record)` selects planets by their manifest record (its `params`, `labels`, ...),
+    e.g. one host type for an out-of-distribution split.
     """
 
     def __init__(self, root: str | Path, split: str = "train", tokenizer=None,
-                 check: bool = True, read_sample_files: bool = True):
+                 check: bool = True, read_sample_files: bool = True,
+                 keep: Callable[[dict], bool] | None = None):
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
         self.root, self.split, self.check = Path(root), split, check
@@ -104,6 +108,8 @@ class AstroBioDataset(torch.utils.data.Dataset):
                             f"card {sum(shard_counts.values())}",
                             file=str(self.root / MANIFEST_FILE), field="split")
         self._shard_counts = shard_counts
+        if keep is not None:
+            self.records = [r for r in self.records if keep(r)]
         if isinstance(tokenizer, str | Path):
             tokenizer = load_tokenizer(tokenizer)
         self.tokenizer = tokenizer

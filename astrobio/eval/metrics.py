@@ -25,20 +25,54 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def auroc_drop(labels: np.ndarray, scores: np.ndarray, ablated_scores: np.ndarray,
-               n_resamples: int = 2000, seed: int = 0) -> dict[str, float]:
-    """AUROC(scores) - AUROC(ablated_scores) on the same samples, with the 2.5 and 97.5
-    percentiles of a paired bootstrap (planets resampled with both scores kept together), so
-    a drop whose interval excludes 0 is not the luck of one test set."""
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Σ_n (R_n − R_{n−1}) P_n over the distinct score thresholds, from the highest down: the
+    area under the precision-recall steps, not interpolated. NaN without a positive."""
     labels = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    n_pos = int(labels.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    last_of_each = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1]
+    true_pos = np.cumsum(sorted_labels)[last_of_each]
+    precision = true_pos / (last_of_each + 1)
+    recall_step = np.diff(np.r_[0, true_pos]) / n_pos
+    return float((recall_step * precision).sum())
+
+
+def log_loss(labels: np.ndarray, probabilities: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean negative log-likelihood of the labels, probabilities clipped to [eps, 1 - eps] (a
+    confidently wrong prediction costs about 16 nats, not infinity)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), eps, 1.0 - eps)
+    return float(-(labels * np.log(p) + (1.0 - labels) * np.log1p(-p)).mean())
+
+
+def paired_difference(labels: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray,
+                      metric=auroc, n_resamples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """metric(a) - metric(b) on the same samples, with the 2.5 and 97.5 percentiles of a paired
+    bootstrap (samples resampled with both scores kept together), so a difference whose
+    interval excludes 0 is not the luck of one test set."""
+    labels = np.asarray(labels)
+    scores_a, scores_b = np.asarray(scores_a), np.asarray(scores_b)
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_resamples):
         pick = rng.integers(0, len(labels), len(labels))
-        draws.append(auroc(labels[pick], scores[pick]) - auroc(labels[pick], ablated_scores[pick]))
+        draws.append(metric(labels[pick], scores_a[pick]) - metric(labels[pick], scores_b[pick]))
     low, high = np.nanpercentile(draws, [2.5, 97.5])
-    return {"drop": auroc(labels, scores) - auroc(labels, ablated_scores),
+    return {"difference": metric(labels, scores_a) - metric(labels, scores_b),
             "low": float(low), "high": float(high)}
+
+
+def auroc_drop(labels: np.ndarray, scores: np.ndarray, ablated_scores: np.ndarray,
+               n_resamples: int = 2000, seed: int = 0) -> dict[str, float]:
+    """AUROC(scores) - AUROC(ablated_scores) with its paired-bootstrap interval
+    (`paired_difference`)."""
+    result = paired_difference(labels, scores, ablated_scores, auroc, n_resamples, seed)
+    return {"drop": result["difference"], "low": result["low"], "high": result["high"]}
 
 
 def f1_score(labels: np.ndarray, predictions: np.ndarray) -> float:
@@ -81,6 +115,8 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, f
     return {
         "accuracy": float((predictions == labels.astype(bool)).mean()),
         "auroc": auroc(labels, probabilities),
+        "average_precision": average_precision(labels, probabilities),
+        "log_loss": log_loss(labels, probabilities),
         "f1": f1_score(labels, predictions),
         "ece": expected_calibration_error(labels, probabilities),
     }

@@ -56,10 +56,11 @@ def _truncate_jsonl(path: Path, keep) -> None:
 
 
 def make_train_loader(root: Path, cfg: TrainConfig, batch_size: int, device: torch.device,
-                      num_replicas: int = 1, rank: int = 0):
+                      num_replicas: int = 1, rank: int = 0,
+                      planets: Callable[[dict], bool] | None = None):
     """The shuffled, resumable training loader of `cfg.loader`: the torch DataLoader (the
     reference) or DALI (`pip install 'astrobio[dali]'`; it alone augments)."""
-    dataset = AstroBioDataset(root, "train")
+    dataset = AstroBioDataset(root, "train", keep=planets)
     if cfg.loader == "dali":
         from astrobio.data.dali import DALILoader
 
@@ -132,7 +133,8 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
           resume: bool = False, progress: bool = True,
           batch_transform: Callable[[MultiModalBatch], MultiModalBatch] | None = None,
           prepare_model: Callable[[torch.nn.Module], list[torch.nn.Module]] | None = None,
-          layout: Layout | None = None) -> dict:
+          layout: Layout | None = None,
+          planets: Callable[[dict], bool] | None = None) -> dict:
     """Train `config` into `run_dir`; returns the test metrics. See `python -m astrobio.train`.
 
     `layout` places the model: `SingleProcess` on `train.device` by default, or
@@ -140,11 +142,12 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
     study's variants (`astrobio.experiments`): `batch_transform` rewrites every batch, training
     and evaluation alike (e.g. withholding modalities through `present`); `prepare_model(model)`
     runs once on the new model and returns the modules it froze, which stay in eval mode and
-    out of the optimizer.
+    out of the optimizer; `planets(record)` selects the planets of every split by their
+    manifest record (an out-of-distribution split trains on some and tests on others).
     """
     trainer = Trainer(config, run_dir, data_dir, resume=resume, progress=progress,
                       batch_transform=batch_transform, prepare_model=prepare_model,
-                      layout=layout)
+                      layout=layout, planets=planets)
     return trainer.run()
 
 
@@ -155,7 +158,7 @@ class Trainer:
                  resume: bool = False, progress: bool = True,
                  batch_transform: Callable[[MultiModalBatch], MultiModalBatch] | None = None,
                  prepare_model: Callable[[torch.nn.Module], list[torch.nn.Module]] | None = None,
-                 layout: Layout | None = None):
+                 layout: Layout | None = None, planets: Callable[[dict], bool] | None = None):
         self.config, cfg = config, config.train
         self.layout = layout or SingleProcess(resolve_device(cfg.device))
         self.device, self.main = self.layout.device, self.layout.main
@@ -170,8 +173,10 @@ class Trainer:
         if self.device.type == "cpu" and cfg.cpu_threads > 0:
             torch.set_num_threads(cfg.cpu_threads)
         self.data_root = ensure_default_dataset(config.data, data_dir, progress=self.progress)
+        self.planets = planets
         self.loader = make_train_loader(self.data_root, cfg, cfg.batch_size // self.layout.dp,
-                                        self.device, self.layout.dp, self.layout.dp_rank)
+                                        self.device, self.layout.dp, self.layout.dp_rank,
+                                        planets)
         self.uncertainty = UncertaintyWeighting() if config.loss.uncertainty_weighting else None
         self.model = self.layout.build(config, self.uncertainty)
         self.frozen = prepare_model(self.model) if prepare_model is not None else []
@@ -337,8 +342,9 @@ class Trainer:
         self._train_mode()
 
     def evaluate(self, split: str) -> dict:
-        loader = make_loader(AstroBioDataset(self.data_root, split), self.config.train.batch_size,
-                             shuffle=False, num_workers=self.config.train.num_workers)
+        loader = make_loader(AstroBioDataset(self.data_root, split, keep=self.planets),
+                             self.config.train.batch_size, shuffle=False,
+                             num_workers=self.config.train.num_workers)
         with torch.no_grad(), self.layout.loss_context(), self.autocast:
             return score(predict(self.model, map(self.transform, loader), self.device))
 

@@ -7,9 +7,12 @@ from sklearn import metrics as skm
 from astrobio.eval.metrics import (
     auroc,
     auroc_drop,
+    average_precision,
     binary_metrics,
     expected_calibration_error,
     f1_score,
+    log_loss,
+    paired_difference,
     per_class_report,
 )
 
@@ -57,3 +60,27 @@ def test_per_class_report_matches_sklearn(rng):
         assert report[name]["recall"] == pytest.approx(recall[i])
         assert report[name]["f1"] == pytest.approx(f1[i])
         assert report[name]["support"] == support[i]
+
+
+def test_average_precision_and_log_loss_match_sklearn(rng):
+    labels = rng.integers(0, 2, 503)
+    scores = np.round(rng.random(503) * 0.8 + 0.2 * labels, 2)  # ties across classes
+    assert average_precision(labels, scores) == pytest.approx(
+        skm.average_precision_score(labels, scores), abs=1e-12)
+    probabilities = np.clip(scores, 0.0, 1.0)
+    probabilities[:3] = [0.0, 1.0, 0.5]  # the clipping keeps log(0) finite
+    assert log_loss(labels, probabilities) == pytest.approx(
+        skm.log_loss(labels, np.clip(probabilities, 1e-7, 1 - 1e-7)), rel=1e-9)
+    assert np.isnan(average_precision(np.zeros(4), rng.random(4)))
+    # a perfect ranking: every threshold has precision 1
+    assert average_precision([0, 1, 1, 0], [0.1, 0.9, 0.8, 0.2]) == 1.0
+
+
+def test_paired_difference_of_any_metric(rng):
+    labels = rng.integers(0, 2, 400)
+    better = rng.random(400) + labels
+    worse = better + 3.0 * rng.random(400)
+    result = paired_difference(labels, better, worse, average_precision, n_resamples=300)
+    assert result["difference"] == pytest.approx(
+        average_precision(labels, better) - average_precision(labels, worse))
+    assert 0 < result["low"] < result["difference"] < result["high"]
