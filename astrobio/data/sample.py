@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from astrobio.errors import DataError
 from astrobio.schema import (
+    CLIMATE_RANGES,
+    EDGE_FEATURE_RANGES,
     HABITABILITY_CLASSES,
     MODALITIES,
     N_EDGE_FEATURES,
     N_NODE_FEATURES,
+    NODE_FEATURE_RANGES,
     PARAM_NAMES,
+    PARAM_RANGES,
+    SPECTRUM_ERR_RANGE_PPM,
+    SPECTRUM_RANGE_PPM,
+    SURFACE_TEMPERATURE_RANGE_K,
 )
 
 UNKNOWN_LABEL = -1
+
+
+@functools.cache
+def _absent_climate(shape: tuple[int, int, int, int]) -> np.ndarray:
+    """One read-only zero cube per shape, shared by every sample without a climate (a
+    catalogue of 100,000 planets would otherwise hold 100,000 empty cubes)."""
+    cube = np.zeros(shape, np.float32)
+    cube.flags.writeable = False
+    return cube
+
+
+def _out_of_range(field: str, columns: np.ndarray,
+                  ranges: dict[str, tuple[float, float]]) -> list[tuple[str, str]]:
+    """(field, message) for each of `columns` [C, n] (named by `ranges`, in order) holding
+    values outside its range."""
+    found = []
+    for name, values, (low, high) in zip(ranges, columns, ranges.values(), strict=True):
+        outside = (values < low) | (values > high)
+        if outside.any():
+            found.append((field, f"{int(outside.sum())} value(s) of {name} outside its "
+                          f"physical range [{low:g}, {high:g}] (from {values[outside].min():.4g}"
+                          f" to {values[outside].max():.4g}; wrong units or a corrupt file?)"))
+    return found
 
 
 @dataclass
@@ -60,7 +91,7 @@ class PlanetSample:
         """A sample with every modality absent (zeros, `present` all False)."""
         return cls(
             planet_id=planet_id,
-            climate=np.zeros(climate_shape, np.float32),
+            climate=_absent_climate(tuple(climate_shape)),
             node_features=np.zeros((0, N_NODE_FEATURES), np.float32),
             edge_index=np.zeros((2, 0), np.int64),
             edge_attr=np.zeros((0, N_EDGE_FEATURES), np.float32),
@@ -119,9 +150,7 @@ class PlanetSample:
             if low < 0 or high >= n_nodes:
                 found.append(("edge_index", f"indices span [{low}, {high}] but the graph has "
                               f"{n_nodes} node(s)"))
-        spectrum_ok = not any(f in ("spectrum_err", "spectrum_mask") for f, _ in found)
-        if spectrum_ok and (self.spectrum_err[self.spectrum_mask] <= 0).any():
-            found.append(("spectrum_err", "uncertainty must be positive where observed"))
+        found += self._range_problems({f for f, _ in found})
         if not isinstance(self.text, str):
             found.append(("text", f"expected str, got {type(self.text).__name__}"))
         if self.has_targets:
@@ -132,8 +161,35 @@ class PlanetSample:
             if not 0 <= self.habitability_class < len(HABITABILITY_CLASSES):
                 found.append(("habitability_class", f"{self.habitability_class!r} is not in "
                               f"0..{len(HABITABILITY_CLASSES) - 1}"))
-            if not (np.isfinite(self.surface_temperature) and self.surface_temperature > 0):
-                found.append(("surface_temperature",
-                              f"{self.surface_temperature!r} is not a positive temperature"))
+            low, high = SURFACE_TEMPERATURE_RANGE_K
+            if not (np.isfinite(self.surface_temperature)
+                    and low <= self.surface_temperature <= high):
+                found.append(("surface_temperature", f"{self.surface_temperature!r} K is "
+                              f"outside the physical range [{low:g}, {high:g}] K"))
+        return found
+
+    def _range_problems(self, defective: set[str]) -> list[tuple[str, str]]:
+        """Values outside `schema`'s physical ranges, in the fields not already `defective`
+        (a wrong shape or a NaN is reported once, as that)."""
+        found: list[tuple[str, str]] = []
+        present = (dict(zip(MODALITIES, self.present.tolist(), strict=True))
+                   if "present" not in defective else {})
+
+        def check(field: str, columns, ranges) -> None:
+            if field not in defective:
+                found.extend(_out_of_range(field, columns, ranges))
+
+        if present.get("climate"):
+            check("climate", self.climate.reshape(len(CLIMATE_RANGES), -1), CLIMATE_RANGES)
+        if present.get("params"):
+            check("params", self.params.reshape(-1, 1), PARAM_RANGES)
+        check("node_features", self.node_features.T, NODE_FEATURE_RANGES)
+        check("edge_attr", self.edge_attr.T, EDGE_FEATURE_RANGES)
+        if not defective & {"spectrum", "spectrum_err", "spectrum_mask"}:
+            observed = self.spectrum_mask
+            check("spectrum", self.spectrum[observed][None],
+                  {"transit depth (ppm)": SPECTRUM_RANGE_PPM})
+            check("spectrum_err", self.spectrum_err[observed][None],
+                  {"depth uncertainty (ppm)": SPECTRUM_ERR_RANGE_PPM})
         return found
 
