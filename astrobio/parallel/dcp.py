@@ -15,6 +15,7 @@ and renamed over the previous one only once every rank has finished.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
+
+from astrobio.errors import RunError
+from astrobio.parallel.dcp_safety import SafeLoadPlanner, check_metadata
 
 DIRECTORY_NAME = "checkpoint-dcp"
 
@@ -76,12 +80,16 @@ def load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | 
     state = {"model": get_model_state_dict(model)}
     if optimizer is not None:
         state["optimizer"] = get_optimizer_state_dict(model, optimizer)
-    dcp.load(state, checkpoint_id=str(path))
+    check_metadata(path)
+    dcp.load(state, checkpoint_id=str(path), planner=SafeLoadPlanner())
     set_model_state_dict(model, state["model"], options=StateDictOptions(strict=strict))
     if optimizer is not None:
         set_optimizer_state_dict(model, optimizer, state["optimizer"])
     trainer_file = path / f"trainer-rank{_rank()}.pt"
     if trainer_file.is_file():
-        # weights_only=False: Python RNG tuples, written by `save` in our own run directory.
-        return torch.load(trainer_file, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(trainer_file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise RunError(f"{trainer_file}: refused: it holds Python objects beyond tensors "
+                           "and plain values, which loading would run as code") from None
     return None
