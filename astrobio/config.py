@@ -44,6 +44,10 @@ def finite_at_least(default, low):
     return _checked(default, lambda v: math.isfinite(v) and v >= low, f"finite and >= {low}")
 
 
+def within(default, low, high):
+    return _checked(default, lambda v: low <= v <= high, f"in [{low}, {high}]")
+
+
 def fraction(default, closed: bool = False):
     if closed:
         return _checked(default, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
@@ -72,29 +76,30 @@ class DataConfig:
 
 @dataclass
 class LLMConfig:
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 4
-    intermediate_size: int = 256
-    vocab_size: int = 1024
-    max_position_embeddings: int = 256
+    hidden_size: int = at_least(128, 1)
+    num_layers: int = at_least(2, 1)
+    num_heads: int = at_least(4, 1)
+    num_kv_heads: int = at_least(4, 1)
+    intermediate_size: int = at_least(256, 1)
+    vocab_size: int = at_least(1024, 1)
+    max_position_embeddings: int = at_least(256, 1)
     path: str | None = None  # a local HF directory (safetensors); never downloaded
 
 
 @dataclass
 class ModelConfig:
-    d_model: int = 64
-    cnn_channels: tuple[int, ...] = (16, 32, 64)
-    gnn_hidden: int = 64
-    gnn_layers: int = 2
-    gnn_latent: int = 32
-    spectral_channels: int = 32
-    param_hidden: int = 64
-    numerical_prefix_tokens: int = 4
-    spectral_prefix_tokens: int = 4
-    fusion_layers: int = 2
-    fusion_heads: int = 4
+    d_model: int = at_least(64, 1)
+    cnn_channels: tuple[int, ...] = _checked((16, 32, 64), lambda v: len(v) > 0 and min(v) >= 1,
+                                             "one or more channel counts >= 1")
+    gnn_hidden: int = at_least(64, 1)
+    gnn_layers: int = at_least(2, 1)
+    gnn_latent: int = at_least(32, 1)
+    spectral_channels: int = at_least(32, 1)
+    param_hidden: int = at_least(64, 1)
+    numerical_prefix_tokens: int = at_least(4, 1)
+    spectral_prefix_tokens: int = at_least(4, 1)
+    fusion_layers: int = at_least(2, 1)
+    fusion_heads: int = at_least(4, 1)
     dropout: float = fraction(0.0)
     llm: LLMConfig = field(default_factory=LLMConfig)
 
@@ -106,15 +111,15 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    habitable: float = 1.0
-    habitability_class: float = 0.5
-    surface_temperature: float = 0.5
-    biosignature: float = 0.5
-    lm: float = 0.1
-    vae_reconstruction: float = 0.1
-    vae_kl_beta: float = 1e-3
-    kl_warmup_steps: int = 200
-    physics: float = 0.1
+    habitable: float = finite_at_least(1.0, 0.0)
+    habitability_class: float = finite_at_least(0.5, 0.0)
+    surface_temperature: float = finite_at_least(0.5, 0.0)
+    biosignature: float = finite_at_least(0.5, 0.0)
+    lm: float = finite_at_least(0.1, 0.0)
+    vae_reconstruction: float = finite_at_least(0.1, 0.0)
+    vae_kl_beta: float = finite_at_least(1e-3, 0.0)
+    kl_warmup_steps: int = at_least(200, 0)
+    physics: float = finite_at_least(0.1, 0.0)
     uncertainty_weighting: bool = False
 
 
@@ -123,7 +128,8 @@ class TrainConfig:
     steps: int = at_least(600, 1)
     batch_size: int = at_least(32, 1)
     grad_accum: int = at_least(1, 1)
-    lr: float = finite_at_least(2e-3, 0.0)
+    # Adam moves every weight by about lr per step: above 1 a step outweighs the weights.
+    lr: float = within(2e-3, 0.0, 1.0)
     weight_decay: float = finite_at_least(0.01, 0.0)
     warmup_steps: int = at_least(50, 0)
     grad_clip: float = _checked(1.0, lambda v: v > 0, "> 0")
@@ -293,7 +299,13 @@ def load_config(preset: str = "tiny", file: str | Path | None = None,
     """The preset, then the file's keys, then `section.key=value` overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    config = PRESETS[preset]()
+    return apply_overrides(PRESETS[preset](), file, overrides)
+
+
+def apply_overrides(config: Config, file: str | Path | None = None,
+                    overrides: list[str] | None = None) -> Config:
+    """`config` (changed in place) with the file's keys, then `section.key=value` overrides,
+    validated."""
     if file is not None:
         values = _read_file(Path(file))
         values.pop("preset", None)

@@ -38,8 +38,9 @@ def plot_loss_curves(records: list[dict], path: Path) -> Path:
 
 
 def plot_ablation(full_auroc: float, ablated: dict[str, float], path: Path,
-                  drops: dict[str, dict[str, float]] | None = None) -> Path:
-    """Test AUROC of `habitable` with each modality removed at evaluation; with `drops`
+                  drops: dict[str, dict[str, float]] | None = None,
+                  split: str = "test") -> Path:
+    """AUROC of `habitable` on `split` with each modality removed at evaluation; with `drops`
     (`metrics.auroc_drop` per modality), bars carry the drop's 95 % interval."""
     names = list(ablated)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -51,7 +52,7 @@ def plot_ablation(full_auroc: float, ablated: dict[str, float], path: Path,
            label="modality removed")
     ax.axhline(full_auroc, color="tab:blue", ls="--", label=f"all modalities ({full_auroc:.3f})")
     low = min([full_auroc, *ablated.values()])
-    ax.set(ylabel="test AUROC (habitable)", title="Ablation at evaluation",
+    ax.set(ylabel=f"{split} AUROC (habitable)", title=f"Ablation at evaluation ({split} split)",
            ylim=(max(0.0, low - 0.05), 1.0))
     ax.legend(loc="lower right")
     return _save(fig, path)
@@ -70,7 +71,8 @@ def plot_gradient_flow(records: list[dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_reliability(labels: np.ndarray, probabilities: np.ndarray, path: Path) -> Path:
+def plot_reliability(labels: np.ndarray, probabilities: np.ndarray, path: Path,
+                     split: str = "test") -> Path:
     centres, confidence, frequency, counts = reliability_curve(labels, probabilities)
     used = counts > 0
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -78,6 +80,6 @@ def plot_reliability(labels: np.ndarray, probabilities: np.ndarray, path: Path) 
     ax.plot(confidence[used], frequency[used], marker="o", label="model")
     ax.bar(centres, counts / counts.sum(), width=0.1, alpha=0.25, label="fraction of samples")
     ax.set(xlabel="predicted P(habitable)", ylabel="observed frequency", xlim=(0, 1),
-           ylim=(0, 1), title="Reliability diagram")
+           ylim=(0, 1), title=f"Reliability diagram ({split} split)")
     ax.legend(loc="upper left")
     return _save(fig, path)

@@ -8,21 +8,30 @@ and prints a table. `--set section.key=value` overrides any config field.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
-from astrobio.config import add_config_arguments, load_config
-from astrobio.errors import RunError, cli
+from astrobio.config import (
+    Config,
+    add_config_arguments,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+)
+from astrobio.errors import ConfigError, RunError, cli
 from astrobio.eval.evaluate import flat_metrics
 from astrobio.parallel.mesh import is_distributed_launch, is_main_rank
-from astrobio.train.trainer import train
+from astrobio.run import RunFiles, resolve_device
+from astrobio.train.trainer import TrainingInterrupted, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m astrobio.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser)
+    parser.set_defaults(preset=None)  # tiny; on --resume, the run's own
     parser.add_argument("--data", help="dataset directory (built there if absent; default: "
                         "a cache under $ASTROBIO_DATA_DIR or ~/.cache/astrobio)")
     parser.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
@@ -31,7 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "train split instead of --steps")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out as "
+                        "its config.json says; flags, --config and --set change it")
+    parser.add_argument("--force", action="store_true", help="with --resume: apply changes "
+                        "that train something else than the saved run (lr, batch size, model, "
+                        "data, ...)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--backend", help="kernel backend: auto, reference, triton, cuda")
     parser.add_argument("--seed", type=int)
@@ -66,15 +79,36 @@ def print_table(results: dict) -> None:
         print(f"  {key:<{width}}  {value:.4f}")
 
 
+def _config(args) -> Config:
+    """The preset with the file and flags; on --resume the run's config.json with them (and
+    the run's dataset unless --data names one)."""
+    if not args.resume:
+        return load_config(args.preset or "tiny", args.config, _overrides(args))
+    saved = RunFiles(args.out).read_config()
+    if args.preset is not None and args.preset != saved.get("preset"):
+        raise ConfigError(f"--preset {args.preset}: the run in {args.out} was trained with "
+                          f"preset {saved.get('preset')!r}, and --resume continues it as its "
+                          "config.json says; leave --preset out")
+    saved_data = saved.pop("data_dir", None)
+    args.data = args.data or saved_data
+    return apply_overrides(config_from_dict(saved), args.config, _overrides(args))
+
+
 @cli
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.resume and not args.out:
         raise RunError("--resume needs --out, the run directory to continue")
+    if args.force and not args.resume:
+        raise ConfigError("--force only applies to --resume")
     if is_distributed_launch() and args.out is None:
         raise RunError("under torchrun give --out (every rank writes to one run directory)")
-    config = load_config(args.preset, args.config, _overrides(args))
+    config = _config(args)
+    resolve_device(config.train.device)  # a missing GPU is named before any data is built
     if args.epochs is not None:
+        if not (math.isfinite(args.epochs) and args.epochs > 0):
+            raise ConfigError(f"--epochs {args.epochs}: give a positive number of passes over "
+                              "the train split")
         from astrobio.data.cache import ensure_default_dataset
         from astrobio.data.reader import AstroBioDataset
 
@@ -86,7 +120,12 @@ def main(argv=None) -> int:
     run = train
     if is_distributed_launch():
         from astrobio.train.distributed import train_distributed as run
-    results = run(config, out, args.data, resume=args.resume, progress=not args.quiet)
+    try:
+        results = run(config, out, args.data, resume=args.resume, progress=not args.quiet,
+                      force=args.force)
+    except TrainingInterrupted as stop:
+        print(stop, file=sys.stderr)
+        return 130
     if not is_main_rank():
         return 0
     print_table(results)

@@ -98,13 +98,13 @@ class MeshParallelism:
 
 
 def train_distributed(config: Config, run_dir: str | Path, data_dir: str | Path | None = None,
-                      resume: bool = False, progress: bool = True) -> dict:
+                      resume: bool = False, progress: bool = True, force: bool = False) -> dict:
     """Train `config` on the ranks torchrun started; returns the test metrics (every rank)."""
     owns_group = not dist.is_initialized()
     mesh = init_mesh(config.parallel)
     try:
         results = train(config, run_dir, data_dir, resume=resume, progress=progress,
-                        layout=MeshParallelism(config, mesh))
+                        layout=MeshParallelism(config, mesh), force=force)
     finally:
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()

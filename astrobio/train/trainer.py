@@ -4,12 +4,25 @@
 resume), `run` loops `train_step`, logs, validates and checkpoints, then scores the test split.
 Where the model lives is the layout's business (`layout.Layout`), so the same loop trains one
 process or a torchrun job.
+
+Guards: a step whose loss or gradient is not finite is skipped, and too many in a row stop the
+run; a checkpoint is written only when every parameter and optimizer state is finite, and a run
+ends with one or fails naming the planets of the failing batch and the last checkpoint's step.
+SIGINT and SIGTERM finish the step, write a checkpoint and stop (`TrainingInterrupted`).
+A resumed run continues as its config.json says; changes are printed, and those that would
+train something else than the saved run (`RESUMABLE` lists the others) need `force`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
 import random
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -19,15 +32,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from astrobio.checksum import checksum_path, checksum_problem, read_checksum, write_checksum
 from astrobio.config import Config, TrainConfig
 from astrobio.data.batch import MultiModalBatch
 from astrobio.data.cache import ensure_default_dataset
 from astrobio.data.loader import make_loader
 from astrobio.data.reader import AstroBioDataset
+from astrobio.data.tokenizer import TOKENIZER_FILE
 from astrobio.errors import ConfigError, RunError
 from astrobio.eval.evaluate import flat_metrics, predict, score
 from astrobio.ops import use_backend
-from astrobio.run import RunFiles, resolve_device
+from astrobio.run import RunFiles, read_log, resolve_device
 from astrobio.train import checkpoint
 from astrobio.train.layout import Layout, SingleProcess
 from astrobio.train.losses import UncertaintyWeighting, compute_losses, supervised_terms
@@ -36,7 +51,20 @@ from astrobio.train.throughput import Throughput
 
 
 class TrainingDiverged(RunError):
-    """Too many non-finite losses in a row; the last good checkpoint is kept."""
+    """The run cannot finish cleanly (non-finite losses or state); the last finite checkpoint
+    is kept."""
+
+
+class TrainingInterrupted(RunError):
+    """SIGINT or SIGTERM stopped the run; the message says how to resume it."""
+
+
+# Fields a resumed run may change without `force`: how long it goes on, how often it logs,
+# validates and saves, and where it runs. Any other change trains something else than the run
+# that was saved.
+RESUMABLE = frozenset({"train.steps", "train.checkpoint_every", "train.eval_every",
+                       "train.gradient_flow_every", "train.max_bad_steps", "train.num_workers",
+                       "train.cpu_threads", "train.device", "train.backend"})
 
 
 def seed_everything(seed: int) -> None:
@@ -50,9 +78,16 @@ def _append_jsonl(path: Path, record: dict) -> None:
 
 
 def _truncate_jsonl(path: Path, keep) -> None:
+    """Keep the records `keep` accepts; lines a crash cut short are dropped (`read_log`)."""
     if path.exists():
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        path.write_text("".join(json.dumps(r) + "\n" for r in records if keep(r)))
+        records = read_log(path)
+        _write_atomic(path, "".join(json.dumps(r) + "\n" for r in records if keep(r)))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def make_train_loader(root: Path, cfg: TrainConfig, batch_size: int, device: torch.device,
@@ -61,6 +96,13 @@ def make_train_loader(root: Path, cfg: TrainConfig, batch_size: int, device: tor
     """The shuffled, resumable training loader of `cfg.loader`: the torch DataLoader (the
     reference) or DALI (`pip install 'astrobio[dali]'`; it alone augments)."""
     dataset = AstroBioDataset(root, "train", keep=planets)
+    per_rank = math.ceil(len(dataset) / num_replicas)
+    if batch_size > per_rank:
+        raise ConfigError(
+            f"train.batch_size={cfg.batch_size} is larger than the training split of {root} "
+            f"({len(dataset)} samples{f' over {num_replicas} ranks' if num_replicas > 1 else ''})"
+            f": only whole batches are drawn, so there would be none; use at most "
+            f"{per_rank * num_replicas}")
     if cfg.loader == "dali":
         from astrobio.data.dali import DALILoader
 
@@ -99,22 +141,43 @@ def gradient_norms(loss: torch.Tensor, modules: dict[str, torch.nn.Module]) -> d
     return norms
 
 
-def _same_run(saved: dict, config: Config) -> None:
-    """Resuming with another model, data or loss would silently train something else.
-    `saved` is the run's config.json, so `config` is compared as JSON (tuples as lists)."""
-    current = json.loads(json.dumps(config.to_dict()))
-    for section in ("data", "model", "loss"):
-        if saved[section] != current[section]:
-            raise ConfigError(
-                f"--resume: the run was trained with a different {section} config; resume with "
-                f"the same preset, config file and overrides (saved: {saved[section]})"
-            )
+def _flatten(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_changes(saved: dict, config: Config) -> dict[str, tuple]:
+    """field -> (saved, now) for every field of `config` that differs from the run's
+    config.json `saved` (compared as JSON, so tuples equal lists); the preset's name is not a
+    setting and is left out."""
+    before = _flatten({k: v for k, v in saved.items() if k not in ("preset", "data_dir")})
+    after = _flatten(json.loads(json.dumps(config.to_dict())))
+    after.pop("preset")
+    return {key: (before.get(key), value) for key, value in after.items()
+            if before.get(key) != value}
 
 
 def _forever(loader):
-    """Batches across epoch boundaries; the loader's sampler tracks the position."""
-    while True:
-        yield from loader
+    """Batches across epoch boundaries; the loader's sampler tracks the position. (A resumed
+    epoch may hold only its remainder, no whole batch; two empty passes in a row would loop
+    forever.)"""
+    empty = 0
+    while empty < 2:
+        empty += 1
+        for batch in loader:
+            empty = 0
+            yield batch
+    raise RunError("the training loader yields no batch: fewer samples than one batch")
+
+
+def _planets(ids: list[str], limit: int = 12) -> str:
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
 
 
 @dataclass
@@ -134,8 +197,11 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
           batch_transform: Callable[[MultiModalBatch], MultiModalBatch] | None = None,
           prepare_model: Callable[[torch.nn.Module], list[torch.nn.Module]] | None = None,
           layout: Layout | None = None,
-          planets: Callable[[dict], bool] | None = None) -> dict:
+          planets: Callable[[dict], bool] | None = None, force: bool = False) -> dict:
     """Train `config` into `run_dir`; returns the test metrics. See `python -m astrobio.train`.
+
+    With `resume`, `config` should be the run's config.json with any changes wanted; a change
+    outside `RESUMABLE` (and another `data_dir`) needs `force`. `data_dir` defaults to the run's.
 
     `layout` places the model: `SingleProcess` on `train.device` by default, or
     `astrobio.train.distributed.MeshParallelism` for the ranks torchrun started. For the
@@ -147,7 +213,7 @@ def train(config: Config, run_dir: str | Path, data_dir: str | Path | None = Non
     """
     trainer = Trainer(config, run_dir, data_dir, resume=resume, progress=progress,
                       batch_transform=batch_transform, prepare_model=prepare_model,
-                      layout=layout, planets=planets)
+                      layout=layout, planets=planets, force=force)
     return trainer.run()
 
 
@@ -158,7 +224,8 @@ class Trainer:
                  resume: bool = False, progress: bool = True,
                  batch_transform: Callable[[MultiModalBatch], MultiModalBatch] | None = None,
                  prepare_model: Callable[[torch.nn.Module], list[torch.nn.Module]] | None = None,
-                 layout: Layout | None = None, planets: Callable[[dict], bool] | None = None):
+                 layout: Layout | None = None, planets: Callable[[dict], bool] | None = None,
+                 force: bool = False):
         self.config, cfg = config, config.train
         self.layout = layout or SingleProcess(resolve_device(cfg.device))
         self.device, self.main = self.layout.device, self.layout.main
@@ -168,12 +235,17 @@ class Trainer:
                               f"data-parallel degree {self.layout.dp}")
         self.files = RunFiles(run_dir)
         self.checkpoint_path = self._claim_run_dir(resume)
+        self.changes: list[str] = []
+        if resume:
+            data_dir = self._check_changes(data_dir, force)
 
         seed_everything(cfg.seed)
         if self.device.type == "cpu" and cfg.cpu_threads > 0:
             torch.set_num_threads(cfg.cpu_threads)
         self.data_root = ensure_default_dataset(config.data, data_dir, progress=self.progress)
         self.planets = planets
+        if self.main:
+            self._keep_tokenizer(resume)
         self.loader = make_train_loader(self.data_root, cfg, cfg.batch_size // self.layout.dp,
                                         self.device, self.layout.dp, self.layout.dp_rank,
                                         planets)
@@ -187,8 +259,14 @@ class Trainer:
             self.optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))
         self.step = 0
         self.bad_in_row = 0
+        self.saved_step: int | None = None  # the step of the last checkpoint written
+        self.step_planets: list[str] = []  # this rank's planets of the step just taken
+        self.stop_signal: str | None = None
         if resume:
             self._restore()
+            if self.main and self.changes:
+                print(f"resuming {self.files.root} at step {self.step} with changes: "
+                      + "; ".join(self.changes), flush=True)
         if self.main:
             self._start_logs(resume)
 
@@ -199,28 +277,76 @@ class Trainer:
         self.batches = _forever(self.loader)
 
     def _claim_run_dir(self, resume: bool) -> Path:
-        """The checkpoint path of this run; a fresh run refuses a directory holding one."""
+        """The checkpoint path of this run; a fresh run refuses a directory holding one.
+        Temporary files of saves that a crash cut short are cleaned (or finished) first."""
+        path = self.layout.checkpoint_path(self.files)
         if self.main:
             self.files.root.mkdir(parents=True, exist_ok=True)
+            if not path.is_dir():  # a single file: `checkpoint.save_atomic`'s
+                for removed in checkpoint.recover(path):
+                    print(f"removed {removed.name}, left by a save that did not finish",
+                          file=sys.stderr)
         self.layout.barrier()
-        path = self.layout.checkpoint_path(self.files)
         if resume:
             if not path.exists():
                 raise RunError(f"--resume: no checkpoint at {path}")
-            _same_run(json.loads(self.files.config.read_text()), self.config)
         elif path.exists():
             raise RunError(f"{self.files.root} already holds a run; pass --resume to continue "
                            "it or choose another --out")
         return path
 
+    def _check_changes(self, data_dir: str | Path | None, force: bool) -> Path:
+        """The run's dataset, unless `data_dir` names another; the changes from the saved
+        config.json (kept for printing), refused outside `RESUMABLE` without `force`."""
+        saved = self.files.read_config()
+        changes = config_changes(saved, self.config)
+        saved_data = saved.get("data_dir")
+        if data_dir is None and saved_data is not None:
+            data_dir = saved_data
+        elif data_dir is not None and saved_data is not None \
+                and Path(data_dir).resolve() != Path(saved_data).resolve():
+            changes["data_dir"] = (saved_data, str(data_dir))
+        self.changes = [f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()]
+        refused = [c for c, key in zip(self.changes, changes) if key not in RESUMABLE]
+        if refused and not force:
+            raise ConfigError(
+                f"--resume: {'; '.join(refused)} would train something else than the run "
+                f"saved in {self.files.root}; pass --force to apply "
+                f"{'it' if len(refused) == 1 else 'them'} anyway, or leave "
+                f"{'it' if len(refused) == 1 else 'them'} out (the run's config.json is used)")
+        return data_dir
+
+    def _keep_tokenizer(self, resume: bool) -> None:
+        """The dataset's tokenizer, copied into the run with its sha256 (`Run.tokenizer`
+        reads that copy); a resumed run's dataset must still have the same one."""
+        source, kept = self.data_root / TOKENIZER_FILE, self.files.tokenizer
+        if resume and kept.exists():
+            problem = checksum_problem(kept)
+            if problem is not None:
+                raise RunError(f"{kept}: {problem}")
+            if checksum_problem(source, accepted=(read_checksum(checksum_path(kept)),)):
+                raise RunError(f"{source} differs from the tokenizer this run was trained with "
+                               f"({kept}): the dataset's token ids would mean other text; "
+                               "resume on the dataset the run started from")
+            return
+        tmp = kept.with_name(f".{kept.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(source.read_bytes())
+        os.replace(tmp, kept)
+        write_checksum(kept)
+
     def _restore(self) -> None:
         saved = self.layout.load(self.checkpoint_path, self.model, self.optimizer)
-        if self.uncertainty is not None:
-            self.uncertainty.load_state_dict(saved["uncertainty"])
-        self.scheduler.load_state_dict(saved["scheduler"])
-        self.loader.load_state_dict(saved["data_position"])
-        self.step = saved["step"]
-        checkpoint.restore_rng_states(saved["rng"])
+        try:
+            if self.uncertainty is not None:
+                self.uncertainty.load_state_dict(saved["uncertainty"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            self.loader.load_state_dict(saved["data_position"])
+            self.step = int(saved["step"])
+            checkpoint.restore_rng_states(saved["rng"])
+        except (KeyError, TypeError) as err:
+            raise RunError(f"{self.checkpoint_path}: incomplete trainer state ({err!r} "
+                           "missing or mistyped)") from None
+        self.saved_step = self.step
 
     def _start_logs(self, resume: bool) -> None:
         files = self.files
@@ -230,13 +356,40 @@ class Trainer:
         else:
             for stale in (files.metrics, files.gradient_flow):
                 stale.unlink(missing_ok=True)
-        files.config.write_text(json.dumps({**self.config.to_dict(),
-                                            "data_dir": str(self.data_root)}, indent=2))
+        _write_atomic(files.config, json.dumps({**self.config.to_dict(),
+                                                "data_dir": str(self.data_root)}, indent=2))
 
     def run(self) -> dict:
         """Train to `train.steps`, then score the test split (written by the main process)."""
-        cfg = self.config.train
         writer = _tensorboard(self.files.root) if self.main else None
+        try:
+            with self._stop_on_signals():
+                self._loop(writer)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+            raise TrainingInterrupted(
+                f"stopped at once during step {self.step + 1}; {self._last_checkpoint()}. "
+                f"{self._resume_hint()}") from None
+        finally:
+            if writer is not None:
+                writer.close()
+        if self.bad_in_row:
+            raise TrainingDiverged(
+                f"the last {self.bad_in_row} step(s), up to step {self.step}, were skipped as "
+                f"non-finite (planets of the failing batch: {_planets(self.step_planets)}), so "
+                f"the run did not finish cleanly; {self._last_checkpoint()}. Lower --lr, or "
+                "check the data with `python -m astrobio.data validate`")
+        try:
+            results = self.evaluate("test")
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"training finished ({self._last_checkpoint()}); the test evaluation was "
+                f"interrupted: python -m astrobio.evaluate --run {self.files.root}") from None
+        if self.main:
+            self.files.test_metrics.write_text(json.dumps(results, indent=2))
+        return results
+
+    def _loop(self, writer) -> None:
+        cfg = self.config.train
         self._train_mode()
         with use_backend(cfg.backend), tqdm(total=cfg.steps, initial=self.step, desc="train",
                                             unit="step", disable=not self.progress) as bar:
@@ -254,12 +407,51 @@ class Trainer:
                 if self.bad_in_row == 0 and (self.step % cfg.checkpoint_every == 0
                                              or self.step == cfg.steps):
                     self.save()
-        if writer is not None:
-            writer.close()
-        results = self.evaluate("test")
-        if self.main:
-            self.files.test_metrics.write_text(json.dumps(results, indent=2))
-        return results
+                if self._stop_requested():
+                    self._stop()
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """SIGINT and SIGTERM ask the loop to stop after the step in progress; a second
+        SIGINT stops at once (KeyboardInterrupt)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def request(signum, frame):
+            if self.stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_signal = signal.Signals(signum).name
+            if self.main:
+                print(f"\n{self.stop_signal}: finishing step {self.step + 1}, then saving a "
+                      "checkpoint (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
+
+        previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _stop_requested(self) -> bool:
+        """Whether any rank got a stop signal (every rank stops at the same step)."""
+        going_on = torch.tensor(0.0 if self.stop_signal else 1.0, device=self.device)
+        return not self.layout.all_finite(going_on)
+
+    def _stop(self) -> None:
+        if self.saved_step != self.step and self.bad_in_row == 0:
+            self.save()
+        raise TrainingInterrupted(
+            f"{self.stop_signal or 'a stop signal on another rank'} at step {self.step}: "
+            f"{self._last_checkpoint()}. {self._resume_hint()}")
+
+    def _resume_hint(self) -> str:
+        return f"Resume with: python -m astrobio.train --out {self.files.root} --resume"
+
+    def _last_checkpoint(self) -> str:
+        if self.saved_step is None:
+            return "no checkpoint was written"
+        return f"the last finite checkpoint is step {self.saved_step}'s, {self.checkpoint_path}"
 
     def train_step(self) -> StepResult:
         """One optimizer step over `train.grad_accum` micro-batches; a step whose loss or
@@ -269,8 +461,10 @@ class Trainer:
         finite = torch.ones((), device=self.device)
         sums: dict[str, torch.Tensor] = {}
         positions = 0
+        self.step_planets = []
         for micro in range(cfg.grad_accum):
             batch = drop_modalities(self.transform(next(self.batches)), cfg.modality_dropout)
+            self.step_planets += batch.planet_ids
             batch = batch.to(self.device, non_blocking=True)
             seq_len = batch.input_ids.shape[1] + self.config.model.prefix_tokens
             positions += batch.input_ids.shape[0] * seq_len
@@ -309,13 +503,15 @@ class Trainer:
     def _skip(self) -> None:
         self.bad_in_row += 1
         if self.main:
-            warnings.warn(f"step {self.step}: non-finite loss or gradient; step skipped "
-                          f"({self.bad_in_row} in a row)", RuntimeWarning, stacklevel=1)
+            warnings.warn(f"step {self.step + 1}: non-finite loss or gradient; step skipped "
+                          f"({self.bad_in_row} in a row; planets {_planets(self.step_planets)})",
+                          RuntimeWarning, stacklevel=1)
         if self.bad_in_row >= self.config.train.max_bad_steps:
             raise TrainingDiverged(
-                f"{self.bad_in_row} non-finite steps in a row at step {self.step}; stopped. The "
-                f"last good checkpoint is {self.checkpoint_path} (lower --lr, or check the data "
-                "with `python -m astrobio.data validate`)")
+                f"{self.bad_in_row} non-finite steps in a row at step {self.step + 1} (planets "
+                f"of the failing batch: {_planets(self.step_planets)}); stopped: "
+                f"{self._last_checkpoint()} (lower --lr, or check the data with "
+                "`python -m astrobio.data validate`)")
         self.optimizer.zero_grad(set_to_none=True)
 
     def _log(self, result: StepResult, elapsed: float, bar, writer) -> None:
@@ -349,12 +545,32 @@ class Trainer:
             return score(predict(self.model, map(self.transform, loader), self.device))
 
     def save(self) -> None:
+        """Write the checkpoint of this step, only if every parameter and optimizer state is
+        finite (a `TrainingDiverged` otherwise: the last finite checkpoint stays)."""
+        if not self._state_finite():
+            raise TrainingDiverged(
+                f"after step {self.step} (planets {_planets(self.step_planets)}) a parameter or "
+                f"optimizer state is not finite, so no checkpoint was written; "
+                f"{self._last_checkpoint()} (lower --lr)")
         self.layout.save(self.checkpoint_path, self.model, self.optimizer, {
             "step": self.step, "config": self.config.to_dict(), "data_dir": str(self.data_root),
             "scheduler": self.scheduler.state_dict(), "data_position": self.loader.state_dict(),
             "uncertainty": (self.uncertainty.state_dict() if self.uncertainty is not None
                             else None),
             "rng": checkpoint.rng_states()})
+        self.saved_step = self.step
+
+    def _state_finite(self) -> bool:
+        """Whether every parameter, buffer and optimizer state is finite on every rank."""
+        tensors = list(self.model.state_dict().values())
+        if self.uncertainty is not None:
+            tensors += list(self.uncertainty.state_dict().values())
+        tensors += [t for state in self.optimizer.state.values() for t in state.values()
+                    if isinstance(t, torch.Tensor)]
+        local = [t.to_local() if hasattr(t, "to_local") else t for t in tensors]  # DTensor
+        flags = [torch.isfinite(t).all().to(self.device) for t in local if t.is_floating_point()]
+        finite = torch.stack(flags).all().float() if flags else torch.ones((), device=self.device)
+        return self.layout.all_finite(finite)
 
     def _train_mode(self) -> None:
         self.model.train()

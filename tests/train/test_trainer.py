@@ -45,7 +45,7 @@ def test_cli_trains_checkpoints_and_evaluates(tmp_path, small_dataset, small_ove
     for name, drop in results["ablation_drop"].items():  # drop = full AUROC - ablated AUROC
         assert drop["drop"] == pytest.approx(
             results["habitable"]["auroc"] - results["ablation_auroc"][name], nan_ok=True)
-    for plot in ("loss_curves", "ablation", "gradient_flow", "reliability"):
+    for plot in ("loss_curves", "ablation_test", "gradient_flow", "reliability_test"):
         assert (run / "evaluation" / f"{plot}.png").stat().st_size > 1000
     # a second run into the same directory must not overwrite it
     assert train_main(argv) == 2
@@ -66,7 +66,7 @@ def test_llm_path_flag_starts_from_the_saved_weights(tmp_path, small_dataset, sm
     for item in small_overrides:
         argv += ["--set", item]
     assert train_main(argv) == 0
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["config"]["model"]["llm"]["path"] == str(tmp_path / "lm")
     for name, tensor in saved.state_dict().items():
         assert torch.equal(state["model"][f"llm.lm.{name}"], tensor), name
@@ -100,7 +100,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, small_dataset, sma
                           capture_output=True)
     assert died.returncode == -signal.SIGKILL
     assert max(_losses(killed)) == 3
-    assert torch.load(killed / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert torch.load(killed / "checkpoint.pt", weights_only=True)["step"] == 2
 
     subprocess.run([sys.executable, "-m", "astrobio.train", *args, "--out", str(killed),
                     "--resume"], check=True, capture_output=True)
@@ -123,7 +123,7 @@ def test_non_finite_losses_skip_then_stop(tmp_path, small_dataset, small_overrid
     monkeypatch.setattr(trainer, "compute_losses", poisoned_after_two_steps)
     with pytest.warns(RuntimeWarning, match="non-finite"), pytest.raises(TrainingDiverged):
         train(config, tmp_path / "run", small_dataset, progress=False)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 2
     assert all(torch.isfinite(p).all() for p in state["model"].values())
 
@@ -134,7 +134,7 @@ def test_dali_loader_trains_and_augment_needs_it(tmp_path, small_dataset, small_
         "train.loader=dali", "train.augment=true", "train.steps=2", "train.eval_every=100"])
     results = train(config, tmp_path / "dali", small_dataset, progress=False)
     assert results["n"] > 0
-    state = torch.load(tmp_path / "dali" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "dali" / "checkpoint.pt", weights_only=True)
     assert state["data_position"]["position"] == 2 * config.train.batch_size
     config = load_config("tiny", overrides=small_overrides + ["train.augment=true"])
     with pytest.raises(ConfigError, match="DALI"):
