@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from astrobio.data.batch import MultiModalBatch, multimodal_collate_fn
-from astrobio.errors import DataError
+from astrobio.errors import ConfigError, DataError
 
 
 class ResumableSampler(Sampler[int]):
@@ -117,7 +117,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = True, num_wor
                 num_replicas: int = 1, rank: int = 0) -> ResumableLoader:
     """Batches of `multimodal_collate_fn`; `pin_memory` defaults to whether CUDA is there."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
     sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed,
                                num_replicas=num_replicas, rank=rank)
     return ResumableLoader(

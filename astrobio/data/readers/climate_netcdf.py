@@ -23,15 +23,26 @@ Dimensions: time (averaged), a vertical pressure coordinate (lev, plev, pressure
 plm, ... with units Pa, hPa, mbar or bar), lat, lon. With CAM's hybrid coefficients (hyam,
 hybm, optional P0) and surface pressure PS, level pressures are hyam P0 + hybm PS; otherwise
 the coordinate is the pressure. The surface pressure is PS / ps / psurf when given, else the
-largest pressure level. Regridding: linear in latitude and (periodic) longitude, then per
-column linear in log-pressure onto sigma x p_surface; targets beyond the source's latitudes or
-levels take the nearest source value (no extrapolation). Time means are taken before the
-regridding, so hybrid levels use the time-mean surface pressure.
+largest pressure level (then the levels' unit cancels: only p / p_surface is used).
+Regridding: linear in latitude and (periodic) longitude, then per column linear in
+log-pressure onto sigma x p_surface; targets beyond the source's latitudes or levels take the
+nearest source value (no extrapolation). Time means are taken before the regridding, so hybrid
+levels use the time-mean surface pressure.
+
+Checks (a `DataError` naming file, sample and variable, or a conversion with a warning):
+coordinates finite and without repeats; latitude and longitude in degrees -- a coordinate whose
+units say radians is converted (warning), one that only looks like radians (every |value| within
+pi/2, or 2 pi for longitude) is refused; the largest pressure level within a factor 10 of the
+mean surface pressure (hPa labelled Pa, or the reverse, fails it); hybrid level pressures
+increasing towards the surface; every variable within `schema.CLIMATE_RANGES` after its unit
+conversion, and the cube checked by `PlanetSample.problems`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +52,7 @@ from astrobio.config import DataConfig
 from astrobio.data.sample import PlanetSample
 from astrobio.data.synthetic.climate import ICE_ALL_K, KELVIN_FREEZE, SIGMA_TOP
 from astrobio.errors import DataError
-from astrobio.schema import CLIMATE_VARIABLES
+from astrobio.schema import CLIMATE_RANGES, CLIMATE_VARIABLES
 
 VARIABLE_NAMES = {
     "temperature": (("T", "ta", "temp", "TEMP", "temperature"), "air_temperature"),
@@ -73,10 +84,12 @@ FRACTION_SCALES = {"1": 1.0, "": 1.0, "fraction": 1.0, "%": 0.01, "percent": 0.0
 HUMIDITY_SCALES = {"kg/kg": 1.0, "kg kg-1": 1.0, "kg kg**-1": 1.0, "1": 1.0, "": 1.0,
                    "g/kg": 1e-3, "g kg-1": 1e-3, "g kg**-1": 1e-3}
 DEFAULT_P0_PA = 1.0e5  # CAM's reference pressure for the hybrid coefficients
-# Plausible ranges after unit conversion; a value outside means wrong units or bad data.
-VALID_RANGES = {"temperature": (10.0, 5000.0), "specific_humidity": (0.0, 1.0),
-                "cloud_fraction": (0.0, 1.0), "surface_liquid_water": (0.0, 1.0),
-                "surface_pressure": (1.0, 1.0e10)}
+# Ranges after unit conversion (the sample's channels: `schema`); outside means wrong units or
+# bad data.
+VALID_RANGES = {**CLIMATE_RANGES, "surface_pressure": (1.0, 1.0e10)}  # Pa
+RADIAN_UNITS = ("radian", "radians", "rad")
+# The largest pressure level over the mean surface pressure: outside, one has the wrong unit.
+LEVEL_TO_SURFACE_PRESSURE = (0.1, 10.0)
 
 
 def climate_grid(data_config: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -162,6 +175,48 @@ class _Source:
             raise self.error(f"values of {name!r} span [{values.min():.4g}, "
                              f"{values.max():.4g}], outside the plausible [{low}, {high}] "
                              f"(wrong units?)", field=field)
+
+
+def _checked_coordinates(source: _Source) -> None:
+    """Latitude, longitude and level coordinates finite, without repeats, angles in degrees
+    (converted from radians where their units say so); replaces them in `source.ds`."""
+    for role in ("lat", "lon", "plev"):
+        for name in DIM_NAMES[role]:
+            if name not in source.ds.coords:
+                continue
+            coord = source.ds[name]
+            values = np.asarray(coord.values, dtype=np.float64).ravel()
+            if not np.isfinite(values).all():
+                raise source.error(f"coordinate {name!r} holds {int((~np.isfinite(values)).sum())}"
+                                   " NaN/inf value(s)", field=name)
+            if np.unique(values).size != values.size:
+                raise source.error(f"coordinate {name!r} repeats values "
+                                   f"{sorted({v for v in values if (values == v).sum() > 1})[:5]}",
+                                   field=name)
+            if role != "plev":
+                degrees = _degrees(source, name, role, values,
+                                   str(coord.attrs.get("units", "")).strip().lower())
+                source.ds = source.ds.assign_coords({name: (coord.dims, degrees, coord.attrs)})
+
+
+def _degrees(source: _Source, name: str, role: str, values: np.ndarray,
+             units: str) -> np.ndarray:
+    limit = math.pi / 2 if role == "lat" else 2 * math.pi
+    if units in RADIAN_UNITS:
+        warnings.warn(f"{source.file}: coordinate {name!r} is in radians; converted to degrees",
+                      stacklevel=4)
+        values = np.degrees(values)
+    elif values.size > 2 and np.abs(values).max() <= limit + 1e-9:
+        raise source.error(f"coordinate {name!r} spans [{values.min():.4g}, {values.max():.4g}]"
+                           f", which looks like radians, with units {units or 'missing'!r}; set "
+                           f"its units to 'radians' to have it converted, or give degrees",
+                           field=name)
+    low, high = (-90.0, 90.0) if role == "lat" else (-360.0, 720.0)
+    if values.min() < low - 1e-6 or values.max() > high + 1e-6:
+        raise source.error(f"coordinate {name!r} spans [{values.min():.6g}, "
+                           f"{values.max():.6g}], outside [{low:g}, {high:g}] degrees",
+                           field=name)
+    return values
 
 
 def _time_mean(da: xr.DataArray) -> xr.DataArray:
@@ -268,8 +323,24 @@ def _level_pressure(source: _Source, reference: xr.DataArray,
         pressure = a[:, None, None] * p0 + b[:, None, None] * surface_pressure
         if not (pressure > 0).all():
             raise source.error("hybrid level pressures are not all positive", field="hyam")
+        steps = np.sign(np.diff(pressure, axis=0))
+        if not ((steps > 0).all() or (steps < 0).all()):
+            raise source.error(f"hybrid level pressures hyam P0 + hybm PS do not increase "
+                               f"monotonically towards the surface (P0 {p0:g} Pa, mean PS "
+                               f"{surface_pressure.mean():.4g} Pa): PS or P0 in the wrong unit?",
+                               field=source.find("surface_pressure"))
         return np.log(pressure)
-    return np.log(reference.plev.values)
+    levels = reference.plev.values
+    if source.find("surface_pressure") is not None:
+        ratio = levels.max() / surface_pressure.mean()
+        low, high = LEVEL_TO_SURFACE_PRESSURE
+        if not low <= ratio <= high:
+            raise source.error(
+                f"the largest pressure level, {levels.max():.4g} Pa after its units, is "
+                f"{ratio:.3g} x the mean surface pressure {surface_pressure.mean():.4g} Pa: the "
+                f"levels or the surface pressure carry the wrong unit (hPa labelled Pa?)",
+                field=source.find("surface_pressure"))
+    return np.log(levels)
 
 
 def read_climate_netcdf(path: str | Path, data_config: DataConfig | None = None,
@@ -295,6 +366,7 @@ def read_climate_netcdf(path: str | Path, data_config: DataConfig | None = None,
             raise DataError(f"cannot read the file's data: {err}", file=str(path),
                             sample=sample_id) from None
         source = _Source(dataset, str(path), sample_id)
+        _checked_coordinates(source)
         sigma, lat, lon = climate_grid(data_config)
         fields = {channel: _atmosphere(source, channel) for channel in CLIMATE_VARIABLES[:3]}
         ts = _surface(source, "surface_temperature", TEMPERATURE_OFFSETS_K, True,
@@ -322,4 +394,6 @@ def read_climate_netcdf(path: str | Path, data_config: DataConfig | None = None,
         cube["surface_liquid_water"] = liquid
     sample = PlanetSample.blank(sample_id, data_config.climate_shape, data_config.spectrum_bins)
     climate = np.stack([cube[c] for c in CLIMATE_VARIABLES]).astype(np.float32)
-    return dataclasses.replace(sample, climate=climate).with_present("climate")
+    sample = dataclasses.replace(sample, climate=climate).with_present("climate")
+    sample.validate(data_config.climate_shape, data_config.spectrum_bins, source=str(path))
+    return sample

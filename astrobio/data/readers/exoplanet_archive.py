@@ -13,9 +13,12 @@ derived where physics allows and otherwise make the row bad:
     pl_insol                  L / (a^2 sqrt(1 - e^2)) when blank
     pl_eqt                    for the text only: Teff sqrt(R*/2a) (1-A)^(1/4), A = 0.3
 
-Values outside `PLAUSIBLE_RANGES` are errors (most likely wrong units), and so is an `st_lum`
+Values outside `PLAUSIBLE_RANGES` (the sample's `schema.PARAM_RANGES` and the ranges of the
+columns only used to derive them) are errors (most likely wrong units), and so is an `st_lum`
 that matches Stefan–Boltzmann only when read as linear L/Lsun (more than 0.5 dex off as log10,
-within 0.2 dex as linear). Every bad row is reported:
+within 0.2 dex as linear). The file is UTF-8, a byte-order mark allowed; '#' comment lines come
+before the header (a '#' line among the rows is reported as a bad row: a commented-out planet
+is not silently dropped), and a column name may appear once. Every bad row is reported:
 `on_error="raise"` (default) raises one `DataError` listing all of them (its file, sample and
 field are those of the first); `on_error="skip"` warns with the same list and returns the
 good rows. Labels are unknown (`has_targets` False).
@@ -37,21 +40,13 @@ from astrobio.config import DataConfig
 from astrobio.data.sample import PlanetSample
 from astrobio.errors import DataError
 from astrobio.physics.habitable_zone import TEFF_RANGE_K
-from astrobio.schema import PARAM_NAMES
+from astrobio.schema import PARAM_NAMES, PARAM_RANGES
 
 NUMERIC_COLUMNS = (*PARAM_NAMES, "st_logg", "pl_orbper", "pl_eqt")
 PLAUSIBLE_RANGES = {  # after conversion to the sample's units
-    "st_teff": (1000.0, 60000.0),  # K
-    "st_lum": (1e-6, 1e7),  # Lsun
-    "st_rad": (0.005, 2000.0),  # Rsun
-    "st_mass": (0.01, 300.0),  # Msun
+    **PARAM_RANGES,
     "st_logg": (-1.0, 9.0),  # log10 cm s^-2
-    "pl_rade": (0.05, 100.0),  # Earth radii
-    "pl_bmasse": (1e-4, 1e6),  # Earth masses
-    "pl_orbsmax": (1e-4, 1e5),  # AU
     "pl_orbper": (1e-3, 1e9),  # days
-    "pl_orbeccen": (0.0, 0.999999),
-    "pl_insol": (1e-8, 1e8),  # Earth units
     "pl_eqt": (1.0, 1e5),  # K
 }
 TEXT_ALBEDO = 0.3
@@ -231,13 +226,15 @@ def _row_sample(row: dict[str, str], data_config: DataConfig) -> PlanetSample:
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and (line number, cells) of every data row; '#' lines and blank lines skipped."""
+    """Header and (line number, cells) of every data row; blank lines and the '#' comment
+    lines before the header skipped ('#' lines after it are rows, reported as bad)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise DataError(f"cannot read the file: {err}", file=str(path)) from None
-    numbered = [(n, line) for n, line in enumerate(lines, 1)
-                if line.strip() and not line.lstrip().startswith("#")]
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
+    while numbered and numbered[0][1].lstrip().startswith("#"):
+        numbered.pop(0)
     if not numbered:
         raise DataError("no header line (only comments or nothing)", file=str(path))
     try:
@@ -245,6 +242,10 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     except csv.Error as err:
         raise DataError(f"not valid CSV: {err}", file=str(path)) from None
     header = [h.strip() for h in parsed[0]]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(f"column(s) {repeated} appear more than once in the header; which one "
+                        "holds the value is ambiguous", file=str(path), field=repeated[0])
     return header, [(n, cells) for (n, _), cells in zip(numbered[1:], parsed[1:])]
 
 
@@ -283,6 +284,11 @@ def read_exoplanet_archive(path: str | Path, data_config: DataConfig | None = No
     for line, cells in rows:
         name = cells[header.index("pl_name")].strip() if len(cells) == len(header) else ""
         label = name or f"line {line}"
+        if cells and cells[0].lstrip().startswith("#"):
+            problems.append((label, "pl_name", f"line {line} starts with '#' after the header: "
+                             "comments belong before it (remove the line, or the '#' to keep "
+                             "the planet)"))
+            continue
         if len(cells) != len(header):
             problems.append((label, "pl_name", f"line {line} has {len(cells)} field(s), the "
                              f"header {len(header)} (truncated file?)"))

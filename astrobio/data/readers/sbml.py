@@ -53,5 +53,7 @@ def read_sbml(path: str | Path, data_config: DataConfig | None = None,
         raise DataError(str(err).removeprefix(prefix), file=file, sample=sample,
                         field=err.field) from None
     blank = PlanetSample.blank(sample, data_config.climate_shape, data_config.spectrum_bins)
-    return dataclasses.replace(blank, node_features=node_features, edge_index=edge_index,
-                               edge_attr=edge_attr).with_present("graph")
+    graph = dataclasses.replace(blank, node_features=node_features, edge_index=edge_index,
+                                edge_attr=edge_attr).with_present("graph")
+    graph.validate(data_config.climate_shape, data_config.spectrum_bins, source=file)
+    return graph

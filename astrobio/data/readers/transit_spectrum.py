@@ -31,7 +31,12 @@ from astropy.utils.exceptions import AstropyWarning
 from astrobio.config import DataConfig
 from astrobio.data.sample import PlanetSample
 from astrobio.errors import DataError
-from astrobio.schema import WAVELENGTH_MAX_UM, WAVELENGTH_MIN_UM, wavelength_grid
+from astrobio.schema import (
+    SPECTRUM_ERR_RANGE_PPM,
+    WAVELENGTH_MAX_UM,
+    WAVELENGTH_MIN_UM,
+    wavelength_grid,
+)
 
 DEPTH_UNITS_PPM = {"ppm": 1.0, "percent": 1e4, "%": 1e4, "fraction": 1e6, "1": 1e6,
                    "dimensionless": 1e6}
@@ -83,8 +88,9 @@ def _spectrum_sample(planet_id: str, wavelength: np.ndarray, depth: np.ndarray,
                         sample=planet_id, field="wavelength")
     sample = PlanetSample.blank(planet_id, data_config.climate_shape, data_config.spectrum_bins)
     sample = dataclasses.replace(sample, spectrum=spectrum, spectrum_err=err,
-                                 spectrum_mask=mask)
-    return sample.with_present("spectrum")
+                                 spectrum_mask=mask).with_present("spectrum")
+    sample.validate(data_config.climate_shape, data_config.spectrum_bins, source=file)
+    return sample
 
 
 def _check_depths(depth: np.ndarray, error: np.ndarray, unit: str, error_of,
@@ -102,6 +108,12 @@ def _check_depths(depth: np.ndarray, error: np.ndarray, unit: str, error_of,
     if (error <= 0).any():
         raise error_of(error_field, f"{int((error <= 0).sum())} non-positive uncertainty "
                        f"value(s)")
+    low, high = SPECTRUM_ERR_RANGE_PPM
+    outside = (error * scale < low) | (error * scale > high)
+    if outside.any():  # 1/err^2 weights of errors like 1e-170 overflow to inf, then NaN
+        raise error_of(error_field, f"{int(outside.sum())} uncertainty value(s) outside the "
+                       f"physical [{low:g}, {high:g}] ppm (from {error[outside].min():.4g} to "
+                       f"{error[outside].max():.4g} {unit}; wrong unit or a corrupt file?)")
 
 
 X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR")
