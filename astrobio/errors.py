@@ -36,7 +36,8 @@ class RunError(AstroBioError):
 
 def cli(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
     """Wrap a CLI's `main(argv) -> exit status`: a user's mistake (`AstroBioError`) prints one
-    line `error: ...` and returns 2; a bug keeps its traceback."""
+    line `error: ...` and returns 2; Ctrl-C prints `interrupted` and returns 130; a bug keeps
+    its traceback."""
 
     @functools.wraps(main)
     def run(argv: list[str] | None = None) -> int:
@@ -45,5 +46,8 @@ def cli(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None],
         except AstroBioError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
 
     return run

@@ -31,6 +31,8 @@ def test_cli_wrapper_turns_user_errors_into_one_line_and_exit_2(capsys):
             raise DataError("bad value", file="a.csv", sample="b", field="c")
         if argv == ["bug"]:
             raise KeyError("a bug keeps its traceback")
+        if argv == ["ctrl-c"]:
+            raise KeyboardInterrupt
         return 0
 
     assert main([]) == 0
@@ -38,3 +40,5 @@ def test_cli_wrapper_turns_user_errors_into_one_line_and_exit_2(capsys):
     assert capsys.readouterr().err == "error: file 'a.csv', sample 'b', field 'c': bad value\n"
     with pytest.raises(KeyError):
         main(["bug"])
+    assert main(["ctrl-c"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"

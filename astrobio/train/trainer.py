@@ -435,7 +435,8 @@ class Trainer:
 
     def _stop_requested(self) -> bool:
         """Whether any rank got a stop signal (every rank stops at the same step)."""
-        going_on = torch.tensor(0.0 if self.stop_signal else 1.0, device=self.device)
+        device = self.device if self.layout.world > 1 else "cpu"  # no GPU sync for one rank
+        going_on = torch.tensor(0.0 if self.stop_signal else 1.0, device=device)
         return not self.layout.all_finite(going_on)
 
     def _stop(self) -> None:

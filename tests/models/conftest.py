@@ -55,9 +55,10 @@ def random_sample(rng: np.random.Generator, index: int = 0, data: DataConfig = S
     return PlanetSample(
         planet_id=f"planet-{index}",
         climate=climate,
-        node_features=rng.normal(size=(n_nodes, N_NODE_FEATURES)).astype(np.float32),
+        # within every column's physical range (`schema.NODE_FEATURE_RANGES`, ...)
+        node_features=rng.uniform(0.0, 1.0, (n_nodes, N_NODE_FEATURES)).astype(np.float32),
         edge_index=rng.integers(0, max(n_nodes, 1), size=(2, n_edges)).astype(np.int64),
-        edge_attr=rng.normal(size=(n_edges, N_EDGE_FEATURES)).astype(np.float32),
+        edge_attr=rng.uniform(0.0, 1.0, (n_edges, N_EDGE_FEATURES)).astype(np.float32),
         spectrum=(5000.0 + rng.normal(0.0, 30.0, bins)).astype(np.float32),
         spectrum_err=rng.uniform(5.0, 40.0, bins).astype(np.float32),
         spectrum_mask=mask,
