@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import random_sample
+from model_inputs import random_sample
 
 from astrobio.data.batch import multimodal_collate_fn
 from astrobio.models import DatacubeCNN, GraphVAE, ParamEncoder, SpectralEncoder

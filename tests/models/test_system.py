@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_DATA, random_batch, random_sample, small_config
+from model_inputs import SMALL_DATA, random_batch, random_sample, small_config
 
 from astrobio.data.batch import multimodal_collate_fn
 from astrobio.errors import ConfigError
