@@ -43,9 +43,11 @@ def test_vocab_respects_the_config_and_merges_happen(rng):
     vocab_size = int(rng.integers(300, 600))
     tokenizer = train_tokenizer(texts, vocab_size)
     assert 260 < len(tokenizer) <= vocab_size
-    # Trained merges compress the training text well below one token per byte.
-    ids = encode_text(tokenizer, texts[0], 10_000)
-    assert len(ids) - 2 < len(texts[0].encode()) / 2
+    # Without merges a byte-level tokenizer spends one token per byte. Measured over the whole
+    # corpus (one short text varies too much): at most 0.55 tokens per byte for 300 ids over
+    # seeds 0-29.
+    tokens = sum(len(encode_text(tokenizer, text, 10_000)) - 2 for text in texts)
+    assert tokens < 0.65 * sum(len(text.encode()) for text in texts)
 
 
 def test_any_text_round_trips_without_unk(tokenizer, rng):
