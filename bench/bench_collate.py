@@ -1,7 +1,7 @@
 """CPU input-pipeline throughput: `multimodal_collate_fn` batches/s (batch 32, tiny preset) and
 `AstroBioDataset.__getitem__` samples/s (with and without per-item validation).
 
-    pytest bench/bench_collate.py --benchmark-only     # pytest-benchmark statistics
+    pytest bench/test_pipeline.py --benchmark-only     # pytest-benchmark statistics
     python bench/bench_collate.py                      # a printed table
 
 Both build a 256-planet tiny dataset in a temporary directory first.
@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from astrobio.config import load_config
@@ -48,19 +47,6 @@ def _cases(root: Path) -> dict:
                                "samples/s"),
         "loader epoch, 0 workers": (lambda: sum(1 for _ in loader), len(loader), "batches/s"),
     }
-
-
-@pytest.fixture(scope="module")
-def cases(tmp_path_factory):
-    return _cases(_build(tmp_path_factory.mktemp("bench")))
-
-
-@pytest.mark.parametrize("name", ["collate (batch 32)", "getitem, checked",
-                                  "getitem, unchecked", "loader epoch, 0 workers"])
-def test_input_pipeline(benchmark, cases, name):
-    fn, units, unit = cases[name]
-    benchmark.extra_info.update(units_per_call=units, unit=unit)
-    benchmark(fn)
 
 
 def _rate(fn, units: int, seconds: float = 2.0) -> float:

@@ -15,9 +15,9 @@ FLOPs: 2·M·Cout·K per GEMM with M = N·Do·Ho·Wo, K = 27·Cin: forward one G
 (one without dx). Roofline: min(peak, intensity × bandwidth) with the compulsory traffic
 (x, w, y forward; dy, x, w read and dw, dx written backward).
 
-    pytest bench/bench_conv3d.py --benchmark-only      # pytest-benchmark, needs CUDA
     python bench/bench_conv3d.py                       # markdown table for bench/RESULTS.md
-    python bench/bench_conv3d.py --dry-run             # small shapes on the CPU (interpreter)
+    python bench/bench_conv3d.py --tiny                # small shapes on the CPU (interpreter)
+    pytest bench/test_kernels_gate.py --benchmark-only # the regression gate (needs CUDA)
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -63,6 +62,9 @@ class Layer:
                 f"{'x'.join(map(str, self.grid))}")
 
 
+CPU_LABEL = "CPU (--tiny, interpreter: not a measurement)"
+
+
 def datacube_layers(preset: str, batch: int | None = None) -> list[Layer]:
     config = load_config(preset)
     n_vars, *grid = config.data.climate_shape
@@ -75,7 +77,7 @@ def datacube_layers(preset: str, batch: int | None = None) -> list[Layer]:
 
 
 def shrunk(layer: Layer) -> Layer:
-    """The same layer at a size the interpreter runs in seconds (for --dry-run)."""
+    """The same layer at a size the interpreter runs in seconds (for --tiny)."""
     return Layer(layer.preset, layer.block, 1, min(layer.cin, 5), min(layer.cout, 6),
                  tuple(min(n, 5) for n in layer.grid))
 
@@ -164,7 +166,7 @@ def ceiling(device_name: str):
 def table(layers: list[Layer], dtype, device) -> str:
     import triton
 
-    gpu = torch.cuda.get_device_name() if device == "cuda" else "CPU (dry run, not a measurement)"
+    gpu = torch.cuda.get_device_name() if device == "cuda" else CPU_LABEL
     versions = f"torch {torch.__version__} / triton {triton.__version__}"
     date = datetime.date.today().isoformat()
     limits = ceiling(gpu)
@@ -198,14 +200,14 @@ def table(layers: list[Layer], dtype, device) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true",
+    parser.add_argument("--tiny", action="store_true",
                         help="shrunken layers in fp32 on the CPU through the Triton interpreter")
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     args = parser.parse_args(argv)
     layers = [layer for preset in args.presets for layer in datacube_layers(preset)]
-    if args.dry_run:
+    if args.tiny:
         if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-            raise SystemExit("--dry-run needs TRITON_INTERPRET=1 before triton is imported")
+            raise SystemExit("--tiny needs TRITON_INTERPRET=1 before triton is imported")
         os.environ["TRITON_INTERPRET"] = "1"
         for layer in layers:
             print(f"{layer.name()}: {flops(layer, False) / 1e9:.2f} GFLOP forward, "
@@ -215,29 +217,8 @@ def main(argv=None):
         print(table([shrunk(layer) for layer in first], torch.float32, "cpu"))
         return
     if not torch.cuda.is_available():
-        raise SystemExit("needs a CUDA device; use --dry-run to check the script on the CPU")
+        raise SystemExit("needs a CUDA device; use --tiny to check the script on the CPU")
     print(table(layers, torch.bfloat16, "cuda"))
-
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-ALL_LAYERS = [layer for preset in PRESETS for layer in datacube_layers(preset)]
-
-
-@needs_cuda
-@pytest.mark.parametrize("backward", [False, True], ids=["fwd", "fwd+bwd"])
-@pytest.mark.parametrize("layer", ALL_LAYERS, ids=Layer.name)
-@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_conv3d_speed(benchmark, impl, layer, backward):
-    call = step(IMPLEMENTATIONS[impl], make_inputs(layer, torch.bfloat16, "cuda", backward),
-                backward)
-    call()  # compile and autotune outside the timing
-    benchmark.extra_info["tflops_per_call"] = flops(layer, backward) / 1e12
-
-    def synced():
-        call()
-        torch.cuda.synchronize()
-
-    benchmark(synced)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,21 @@
 """Cross-modal attention: our Triton kernels against SDPA (every backend) and flash-attn.
 
-Shapes follow the fusion layer: Lq 16-256 query tokens, Lk 64-2048 modality tokens, D 64 and
-128, B·H up to 512, bf16, a key-padding mask made of whole missing modalities (5 equal
-segments, each absent with probability 0.3, at least one present per sample so every peer's
-output is defined).
+Shapes: first the model's own (`model_shapes`: the fusion layer of the tiny, small and 13b
+presets, read from their configs: Lq = 8 learned queries, Lk = every encoder's tokens plus a
+summary token per modality at the longest text, D = d_model / fusion_heads = 16, 32, 64, the
+preset's batch; and its self-attention over the 8 queries, no mask), then larger generic ones
+(Lq 16-256, Lk 64-2048, D 64 and 128, B·H up to 512). bf16; a key-padding mask made of whole
+missing modalities (5 equal segments, each absent with probability 0.3, at least one present
+per sample so every peer's output is defined).
 
 FLOPs count the dense product, masked keys included: forward 4·B·H·Lq·Lk·D, backward 2.5×
 that (five matmuls instead of two), so forward + backward is 14·B·H·Lq·Lk·D. The roofline is
 min(peak, intensity × bandwidth) with the compulsory traffic (q, k, v, out read or written
 once forward; q, k, v, out, dout read and dq, dk, dv written backward).
 
-    pytest bench/bench_cross_attention.py --benchmark-only      # pytest-benchmark, needs CUDA
     python bench/bench_cross_attention.py                       # markdown table for RESULTS.md
-    python bench/bench_cross_attention.py --dry-run             # tiny shapes on the CPU
+    python bench/bench_cross_attention.py --tiny                # tiny shapes on the CPU
+    pytest bench/test_kernels_gate.py --benchmark-only          # the regression gate (CUDA)
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import os
 import sys
 import time
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -33,8 +35,40 @@ try:
 except ImportError:
     flash_attn_varlen_func = None
 
+PRESETS = ("tiny", "small", "13b")
+
+
+CPU_LABEL = "CPU (--tiny, interpreter: not a measurement)"
+
+
+def model_shapes(preset: str) -> list[tuple[int, int, int, int, int]]:
+    """(B, H, Lq, Lk, D) of the fusion's cross-attention and of its self-attention over the
+    queries, for `preset`, from the modules the model builds."""
+    from astrobio.config import load_config
+    from astrobio.models.datacube_cnn import DatacubeCNN
+    from astrobio.models.fusion import ModalityFusion
+    from astrobio.models.graph_vae import GraphVAE
+    from astrobio.models.param_encoder import ParamEncoder
+    from astrobio.models.spectral_encoder import SpectralEncoder
+
+    config = load_config(preset)
+    model, data = config.model, config.data
+    tokens = (
+        DatacubeCNN(data.climate_shape, model.cnn_channels, model.d_model).n_tokens
+        + GraphVAE(model.gnn_hidden, model.gnn_layers, model.gnn_latent, model.d_model,
+                   n_heads=model.fusion_heads).queries.shape[0]
+        + SpectralEncoder(data.spectrum_bins, model.spectral_channels, model.d_model).n_tokens
+        + ParamEncoder(model.param_hidden, model.d_model).n_tokens
+        + data.max_text_tokens
+    )
+    fusion = ModalityFusion(model.d_model, model.fusion_layers, model.fusion_heads)
+    lq = fusion.queries.shape[0]
+    b, h, d = config.train.batch_size, model.fusion_heads, model.d_model // model.fusion_heads
+    return [(b, h, lq, len(fusion.modalities) + tokens, d), (b, h, lq, lq, d)]
+
+
 # (B, H, Lq, Lk, D)
-SHAPES = [
+GENERIC_SHAPES = [
     (32, 8, 16, 320, 64),
     (64, 8, 64, 640, 64),
     (32, 16, 256, 2048, 64),
@@ -42,7 +76,7 @@ SHAPES = [
     (16, 16, 128, 64, 128),
     (32, 16, 256, 2048, 128),
 ]
-DRY_RUN_SHAPES = [(1, 2, 3, 20, 16), (2, 1, 17, 65, 32)]
+TINY_SHAPES = [(1, 2, 3, 20, 16), (2, 1, 17, 65, 32), (2, 2, 8, 135, 16)]
 SDPA_BACKENDS = {
     "sdpa-flash": SDPBackend.FLASH_ATTENTION,
     "sdpa-efficient": SDPBackend.EFFICIENT_ATTENTION,
@@ -52,6 +86,10 @@ SDPA_BACKENDS = {
 # GPU name fragment -> (dense bf16 TFLOP/s, copy TB/s): H200 measured, A5000 datasheet.
 CEILINGS = {"H200": (790.0, 4.3), "A5000": (111.0, 0.768)}
 MODALITIES = 5
+
+
+def all_shapes():
+    return [s for preset in PRESETS for s in model_shapes(preset)] + GENERIC_SHAPES
 
 
 def make_inputs(shape, dtype, device, requires_grad=False):
@@ -165,7 +203,7 @@ def ceiling(device_name):
 
 
 def table(shapes, dtype, device):
-    name = torch.cuda.get_device_name() if device == "cuda" else "CPU (dry run, not a measurement)"
+    name = torch.cuda.get_device_name() if device == "cuda" else CPU_LABEL
     import triton
 
     versions = f"torch {torch.__version__} / triton {triton.__version__}"
@@ -204,48 +242,18 @@ def table(shapes, dtype, device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true",
+    parser.add_argument("--tiny", action="store_true",
                         help="tiny shapes on the CPU through the Triton interpreter")
     args = parser.parse_args(argv)
-    if args.dry_run:
+    if args.tiny:
         if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-            raise SystemExit("--dry-run needs TRITON_INTERPRET=1 before triton is imported")
+            raise SystemExit("--tiny needs TRITON_INTERPRET=1 before triton is imported")
         os.environ["TRITON_INTERPRET"] = "1"
-        print(table(DRY_RUN_SHAPES, torch.float16, "cpu"))
+        print(table(TINY_SHAPES, torch.float16, "cpu"))
         return
     if not torch.cuda.is_available():
-        raise SystemExit("needs a CUDA device; use --dry-run to check the script on the CPU")
-    print(table(SHAPES, torch.bfloat16, "cuda"))
-
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@needs_cuda
-@pytest.mark.parametrize("backward", [False, True], ids=["fwd", "fwd+bwd"])
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("impl", ["ours", *SDPA_BACKENDS, "flash-attn-varlen"])
-def test_cross_attention_speed(benchmark, impl, shape, backward):
-    q, k, v, mask = make_inputs(shape, torch.bfloat16, "cuda", requires_grad=backward)
-    if impl == "ours":
-        fn, leaves = run_ours, (q, k, v)
-    else:
-        available = peers(q, k, v, mask)
-        if impl not in available:
-            pytest.skip(f"{impl} is not installed")
-        fn, leaves = available[impl]
-    call = step(fn, leaves, mask, backward)
-    try:
-        call()
-    except RuntimeError as error:
-        pytest.skip(f"{impl} rejects this mask or shape: {str(error).splitlines()[0]}")
-    benchmark.extra_info["tflops_per_call"] = flops(shape, backward) / 1e12
-
-    def synced():
-        call()
-        torch.cuda.synchronize()
-
-    benchmark(synced)
+        raise SystemExit("needs a CUDA device; use --tiny to check the script on the CPU")
+    print(table(all_shapes(), torch.bfloat16, "cuda"))
 
 
 if __name__ == "__main__":

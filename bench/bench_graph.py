@@ -6,7 +6,7 @@
 - CSR: `csr_from_edges` (C++ counting sort) against the `torch.sort` build, one large graph.
 - GPU only: CSR (CUDA radix sort) against `torch.sort`, and SpMM backend cuda against triton.
 
-    pytest bench/bench_graph.py --benchmark-only     # pytest-benchmark statistics
+    pytest bench/test_pipeline.py --benchmark-only   # pytest-benchmark statistics
     python bench/bench_graph.py                      # a printed markdown table
 """
 
@@ -18,7 +18,6 @@ import platform
 import time
 
 import numpy as np
-import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
@@ -128,19 +127,6 @@ def _rate(fn, units, min_seconds=1.0):
         _sync()
         times.append(time.perf_counter() - t0)
     return units / min(times)  # the best of the repeats: this machine is shared
-
-
-@pytest.fixture(scope="module")
-def cases():
-    return {name: case for name, *case in _cases()}
-
-
-@pytest.mark.parametrize("side", ["ours", "peer"])
-@pytest.mark.parametrize("name", ["collate vs PyG Batch.from_data_list",
-                                  "collate vs pure-torch path", "CSR build (CPU) vs torch.sort"])
-def test_graph_ops(benchmark, cases, name, side):
-    _, ours, peer, _, _ = cases[name]
-    benchmark(ours if side == "ours" else peer)
 
 
 def _fmt(rate: float) -> str:

@@ -4,7 +4,7 @@ the model would wait for data (ratio < 1) or not.
 
     python bench/bench_loaders.py                       # tiny preset, a markdown table
     python bench/bench_loaders.py --presets tiny small  # small too (meant for a GPU)
-    pytest bench/bench_loaders.py --benchmark-only      # pytest-benchmark statistics (tiny)
+    pytest bench/test_pipeline.py --benchmark-only      # pytest-benchmark statistics (tiny)
 
 Each preset gets a synthetic dataset of `--samples` planets of its shapes in a temporary
 directory. Loaders run whole epochs (the DALI one rebuilds its pipeline each epoch, which is
@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
 import torch
 from tqdm.auto import tqdm
 
@@ -152,35 +151,6 @@ def main(argv=None) -> None:
     for preset, batch_size, name, rate, consumer in rows:
         print(f"| {date} | {_machine()} | {_versions()} | {preset} ({batch_size}) | {name} "
               f"| {rate:,.0f} | {consumer:,.0f} | {rate / consumer:.2f} |")
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    config = _config("tiny", 128)
-    root = build_dataset(config.data, tmp_path_factory.mktemp("bench") / "ds", progress=False)
-    return config, AstroBioDataset(root, "train")
-
-
-@pytest.mark.parametrize("loader_name", ["torch", "dali"])
-def test_loader_epoch(benchmark, tiny, loader_name):
-    config, dataset = tiny
-    if loader_name == "dali":
-        if not dali_available():
-            pytest.skip("NVIDIA DALI is not installed")
-        loader = DALILoader(dataset, config.train.batch_size, seed=1)
-    else:
-        loader = make_loader(dataset, config.train.batch_size, seed=1)
-    benchmark.extra_info.update(samples_per_call=len(dataset), unit="epochs")
-    benchmark(lambda: sum(batch.batch_size for batch in loader))
-
-
-def test_training_step(benchmark, tiny):
-    config, dataset = tiny
-    batch = next(iter(make_loader(dataset, config.train.batch_size, shuffle=False)))
-    benchmark.extra_info.update(batch_size=batch.batch_size)
-    step = training_step(config, batch)
-    step()
-    benchmark(step)
 
 
 if __name__ == "__main__":

@@ -4,19 +4,21 @@ Peers: PyG's scatter-based `MessagePassing` (aggr sum / mean / max, as GCN/GIN l
 `torch.sparse_csr_tensor @ dense` (cuSPARSE; sum only; its backward gives grad x only, as
 torch.sparse has no weight gradient for repeated (row, col) entries) and, when built, the CUDA
 backend (`use_backend("cuda")`; forward only).
-Graphs: a batch of 32 copies of the real E. coli iJO1366 metabolic network (cobra's package
-data; 1805 metabolites, 13.6k links, hubs H+, H2O, ATP), each with a random 20% of its links
-dropped as planets differ, and a power-law (Chung-Lu, exponent 2.1) graph of 2M edges.
-Features 64, 128, 256; fp32 and bf16; edge weights in x's dtype.
+Graphs: a power-law (Chung-Lu, exponent 2.1) graph the size of the model's batch graph (tiny
+preset, batch 32: 1,111 nodes, 6,645 edges, as bench_system_step measured), a batch of 32
+copies of the real E. coli iJO1366 metabolic network (cobra's package data; 1805 metabolites,
+13.6k links, hubs H+, H2O, ATP; only where cobra is installed), each with a random 20% of its
+links dropped as planets differ, and a power-law graph of 2M edges. Features 64 (the model's),
+128, 256; fp32 and bf16; edge weights in x's dtype.
 
 Roofline: compulsory bytes (every index, weight and feature row read once, every output written
 once; `compulsory_bytes`) over the median time, against the GPU's copy bandwidth (H200 4.3 TB/s
 measured, RTX A5000 768 GB/s datasheet). Gathers that miss the cache cost more than this, so
 the fraction is a lower bound on how well the kernel uses memory.
 
-    pytest bench/bench_spmm.py --benchmark-only     # pytest-benchmark statistics (CUDA)
     python bench/bench_spmm.py                      # markdown table for bench/RESULTS.md
-    python bench/bench_spmm.py --dry-run            # tiny shapes on the CPU (interpreter)
+    python bench/bench_spmm.py --tiny               # tiny shapes on the CPU (interpreter)
+    pytest bench/test_kernels_gate.py --benchmark-only   # the regression gate (CUDA)
 """
 
 from __future__ import annotations
@@ -31,10 +33,9 @@ from dataclasses import dataclass
 
 import torch
 
-if "--dry-run" in sys.argv and not torch.cuda.is_available():
+if "--tiny" in sys.argv and not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is first imported
 
-import pytest  # noqa: E402
 import torch_geometric  # noqa: E402
 import triton  # noqa: E402
 from torch_geometric.nn import MessagePassing  # noqa: E402
@@ -42,8 +43,8 @@ from tqdm import tqdm  # noqa: E402
 
 from astrobio import ops  # noqa: E402
 from astrobio.ops.graph import batch_graphs, csr_from_edges  # noqa: E402
-from astrobio.ops.spmm import BACKENDS as SPMM_BACKENDS  # noqa: E402
 from astrobio.ops.spmm import csr_rows  # noqa: E402
+from astrobio.ops.spmm_cuda import cuda_spmm_available  # noqa: E402
 
 PEAK_BANDWIDTH = {"H200": 4.3e12, "A5000": 768e9}  # bytes/s, see the module docstring
 FEATURES = (64, 128, 256)
@@ -72,6 +73,9 @@ class Graph:
         return f"{self.name}: N={self.num_nodes}, E={self.num_edges}, max deg {max_degree}"
 
 
+CPU_LABEL = "CPU (--tiny, interpreter: not a measurement)"
+
+
 def csr_graph(name: str, edge_index: torch.Tensor, num_nodes: int, device) -> Graph:
     rowptr, col, _ = csr_from_edges(edge_index, num_nodes)
     in_csr_order = torch.stack([col, csr_rows(rowptr, col.numel())])
@@ -93,13 +97,14 @@ def metabolic_batch(num_graphs: int, model: str, device, keep: float = 0.8) -> G
     return csr_graph(f"{num_graphs} x {model}", batched, int(ptr[-1]), device)
 
 
-def power_law(num_nodes: int, num_edges: int, device, exponent: float = 2.1) -> Graph:
+def power_law(num_nodes: int, num_edges: int, device, exponent: float = 2.1,
+              name: str | None = None) -> Graph:
     """Chung-Lu: both ends drawn with probability ~ rank^(-1/(exponent-1)), ids shuffled."""
     generator = torch.Generator().manual_seed(0)
     weight = torch.arange(1, num_nodes + 1, dtype=torch.float64) ** (-1.0 / (exponent - 1.0))
     ends = torch.multinomial(weight, 2 * num_edges, replacement=True, generator=generator)
     ends = torch.randperm(num_nodes, generator=generator)[ends].view(2, num_edges)
-    return csr_graph(f"power law {exponent}", ends, num_nodes, device)
+    return csr_graph(name or f"power law {exponent}", ends, num_nodes, device)
 
 
 class WeightedAggregation(MessagePassing):
@@ -130,7 +135,7 @@ def implementation(name: str, graph: Graph, reduce: str):
         size = (graph.num_nodes, graph.num_nodes)
         return lambda x, w: torch.sparse_csr_tensor(graph.rowptr, graph.col, w, size,
                                                     check_invariants=False) @ x
-    if name == "cuda" and "cuda" in SPMM_BACKENDS and torch.cuda.is_available():
+    if name == "cuda" and cuda_spmm_available():  # the extension may lack it (no nvcc)
         def run(x, w):
             with ops.use_backend("cuda"):
                 return ops.spmm(graph.rowptr, graph.col, x, w, reduce)
@@ -185,19 +190,37 @@ def peak_bandwidth() -> float | None:
     return next((peak for key, peak in PEAK_BANDWIDTH.items() if key in name), None)
 
 
+def has_cobra() -> bool:
+    try:
+        import cobra  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+MODEL_BATCH = (1111, 6645)  # nodes, edges of the tiny preset's batch-32 graph
+
+
 @functools.cache
-def graphs(dry_run: bool) -> tuple[Graph, ...]:
+def graphs(tiny: bool) -> tuple[Graph, ...]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dry_run:
-        return metabolic_batch(2, "textbook", device), power_law(300, 1500, device)
-    return metabolic_batch(32, "iJO1366", device), power_law(250_000, 2_000_000, device)
+    if tiny:
+        found = [power_law(300, 1500, device)]
+        if has_cobra():
+            found.append(metabolic_batch(2, "textbook", device))
+        return tuple(found)
+    found = [power_law(*MODEL_BATCH, device, name="model batch size, power law")]
+    if has_cobra():
+        found.append(metabolic_batch(32, "iJO1366", device))
+    found.append(power_law(250_000, 2_000_000, device))
+    return tuple(found)
 
 
-def cases(dry_run: bool):
+def cases(tiny: bool):
     """(graph, features, dtype, backward, reduce) to measure."""
-    features = (8,) if dry_run else FEATURES
-    dtypes = (torch.float32,) if dry_run else DTYPES  # the interpreter has no bf16
-    for graph in graphs(dry_run):
+    features = (8,) if tiny else FEATURES
+    dtypes = (torch.float32,) if tiny else DTYPES  # the interpreter has no bf16
+    for graph in graphs(tiny):
         for f in features:
             for dtype in dtypes:
                 for backward in (False, True):
@@ -239,7 +262,7 @@ HEADER = ("shape", "F", "dtype", "pass", "reduce", "ours ms", "peer", "peer ms",
 
 
 def context_line() -> str:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU (dry run)"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else CPU_LABEL
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     return (f"{date}, {device}, torch {torch.__version__}, triton {triton.__version__}, "
             f"PyG {torch_geometric.__version__}")
@@ -247,39 +270,16 @@ def context_line() -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true",
+    parser.add_argument("--tiny", action="store_true",
                         help="tiny shapes, fp32, runs on the CPU through the triton interpreter")
     args = parser.parse_args(argv)
-    todo = list(cases(args.dry_run))
+    todo = list(cases(args.tiny))
     rows = [row for case in tqdm(todo, desc="spmm cases", unit="case") for row in measure(*case)]
     print(f"\n### spmm: {context_line()}\n")
     print("| " + " | ".join(HEADER) + " |")
     print("|" + "---|" * len(HEADER))
     for row in rows:
         print("| " + " | ".join(map(str, row)) + " |")
-
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@needs_cuda
-@pytest.mark.parametrize("impl", ("triton", *PEERS))
-@pytest.mark.parametrize("backward", (False, True), ids=("fwd", "fwd+bwd"))
-@pytest.mark.parametrize("dtype", DTYPES, ids=("fp32", "bf16"))
-@pytest.mark.parametrize("features", FEATURES)
-@pytest.mark.parametrize("graph_index", (0, 1), ids=("metabolic", "power_law"))
-def test_spmm_sum(benchmark, graph_index, features, dtype, backward, impl):
-    graph = graphs(False)[graph_index]
-    fn = implementation(impl, graph, "sum")
-    if fn is None or (backward and impl == "cuda"):
-        pytest.skip(f"{impl} does not apply")
-    step = make_step(fn, graph, features, dtype, backward, weight_grad=impl != "cusparse")
-
-    def synced():
-        step()
-        torch.cuda.synchronize()
-    benchmark.extra_info["compulsory_bytes"] = compulsory_bytes(graph, features, dtype, backward)
-    benchmark.pedantic(synced, rounds=50, warmup_rounds=5)
 
 
 if __name__ == "__main__":

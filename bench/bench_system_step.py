@@ -1,7 +1,7 @@
 """One training step of `UnifiedMultiModalSystem` (forward, `compute_losses`, backward, AdamW),
 `tiny` preset, batch 32, on 32 planets of the built-in synthetic dataset.
 
-    pytest bench/bench_system_step.py --benchmark-only   # pytest-benchmark statistics
+    pytest bench/test_pipeline.py --benchmark-only       # pytest-benchmark statistics
     python bench/bench_system_step.py                    # a printed table
 
 The table gives wall time and process CPU time per step at torch's default thread count and at
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from astrobio.config import load_config
@@ -53,16 +52,6 @@ def _step_fn(root: Path):
 def _build(directory: Path) -> Path:
     config = load_config("tiny", overrides=[f"data.n_samples={N_SAMPLES}"]).data
     return build_dataset(config, directory / "data", progress=False)
-
-
-@pytest.fixture(scope="module")
-def step(tmp_path_factory):
-    return _step_fn(_build(tmp_path_factory.mktemp("bench")))[0]
-
-
-def test_system_train_step(benchmark, step):
-    step()
-    benchmark(step)
 
 
 def _time(step, n: int = 12) -> tuple[float, float]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import cobra
-
 from astrobio.config import DataConfig
 from astrobio.data.metabolism import metabolic_graph
 from astrobio.data.sample import PlanetSample
@@ -38,6 +36,8 @@ def read_sbml(path: str | Path, data_config: DataConfig | None = None,
     file, sample = str(path), planet_id or _model_name(path)
     if not path.is_file():
         raise DataError("no such file", file=file, sample=sample)
+    import cobra  # optional: imported where used, so the package imports without it
+
     try:
         model = cobra.io.read_sbml_model(file)
     except Exception as err:  # libsbml and cobra raise assorted types for malformed files

@@ -24,9 +24,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from astropy.io import ascii as astropy_ascii
-from astropy.io import fits
-from astropy.utils.exceptions import AstropyWarning
 
 from astrobio.config import DataConfig
 from astrobio.data.sample import PlanetSample
@@ -122,6 +119,10 @@ X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR")
 def _read_x1d(path: Path, planet_id: str | None) -> tuple[str, list[tuple[int, dict, dict]]]:
     """The sample's name and, per EXTRACT1D extension, (index, {column: values flattened},
     {column: unit or None}). Any astropy warning (truncation, bad header) is an error."""
+    # astropy is optional: imported where used, so the package imports without it.
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyWarning
+
     file = str(path)
     sample = planet_id or path.stem
     with warnings.catch_warnings():
@@ -248,6 +249,8 @@ def read_transit_table(path: str | Path, data_config: DataConfig | None = None,
     data_config = data_config or DataConfig()
     path = Path(path)
     file, sample = str(path), planet_id or path.stem
+    from astropy.io import ascii as astropy_ascii  # optional: imported where used
+
     try:
         table = astropy_ascii.read(path, format="csv" if path.suffix == ".csv" else "basic",
                                    comment="#", fast_reader=False)
