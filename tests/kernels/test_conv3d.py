@@ -12,6 +12,9 @@ from astrobio.kernels import conv3d as kernels
 from astrobio.ops.activations import apply_activation
 
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 5e-3, torch.bfloat16: 2e-2}
+# TF32 keeps 10 mantissa bits (unit roundoff 2^-11 ≈ 4.9e-4 per operand); reductions of
+# K = 27·Cin products measured 4–8e-4 on GPUs, so 3e-4 is below what TF32 itself can give.
+TF32_TOLERANCE = 1.5e-3
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +45,7 @@ def reference(x, w, b, stride, padding, activation, grad_y):
 
 
 def run_case(kernel, stride, padding, activation, bias, dtype, device="cpu", size=(3, 7),
-             batch=2, channels=(3, 7), tol=None):
+             batch=2, channels=(3, 7), tol=None, allow_tf32=False, packed=None, splits=None):
     cin, cout = draw(*channels), draw(*channels)
     spatial = tuple(draw(*size) for _ in range(3))
     x = torch.randn(batch, cin, *spatial, device=device).to(dtype)
@@ -50,7 +53,8 @@ def run_case(kernel, stride, padding, activation, bias, dtype, device="cpu", siz
                                                             * kernel[2]) ** 0.5).to(dtype)
     b = torch.randn(cout, device=device).to(dtype) if bias else None
 
-    y, saved = kernels.conv3d_forward(x, w, b, stride, padding, activation)
+    y, saved = kernels.conv3d_forward(x, w, b, stride, padding, activation, allow_tf32,
+                                      packed=packed, splits=splits)
     grad_y = torch.randn(y.shape, device=device, dtype=torch.float64)
     ref_y, ref_dx, ref_dw, *ref_db = reference(x, w, b, stride, padding, activation, grad_y)
     tol = tol or TOLERANCE[dtype]
@@ -60,7 +64,8 @@ def run_case(kernel, stride, padding, activation, bias, dtype, device="cpu", siz
 
     dx, dw, db = kernels.conv3d_backward(grad_y.to(dtype), x, w,
                                          y if activation == "relu" else saved, stride, padding,
-                                         activation, bias)
+                                         activation, bias, allow_tf32=allow_tf32,
+                                         input_splits=splits)
     assert dx.shape == x.shape and dw.shape == w.shape
     assert rel_error(dx, ref_dx) <= tol, ("dx", tuple(x.shape), cout, rel_error(dx, ref_dx))
     assert rel_error(dw, ref_dw) <= tol, ("dw", tuple(x.shape), cout, rel_error(dw, ref_dw))
@@ -95,6 +100,62 @@ def test_more_tiles_than_one():
     """Positions and channels past one block in every GEMM (interpreter blocks: 64 × 16)."""
     run_case((3, 3, 3), (1, 1, 1), (1, 1, 1), "gelu", True, torch.float32, size=(4, 5),
              channels=(17, 20))
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["per-tap", "packed"])
+def test_packed_and_per_tap_reductions_both_exact(packed):
+    """Either reduction order on either side of PACK_BELOW (the auto choice is by Cin)."""
+    channels = (17, 19) if packed else (3, 5)
+    run_case((3, 3, 3), (2, 2, 2), (1, 1, 1), "gelu", True, torch.float32, channels=channels,
+             packed=packed)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[5]],
+                         ids=lambda c: f"k{c[0]}-s{c[1]}-p{c[2]}-{c[3]}-b{c[4]}")
+def test_split_k_forward_and_input_grad(case):
+    """Three reduction splits in the forward and in dx (fp32 partials, then a fixed-order sum)
+    match the float64 reference, and repeat bit for bit."""
+    run_case(*case, torch.float32, splits=3, channels=(5, 18))
+    x, w = torch.randn(2, 18, 4, 5, 3), torch.randn(7, 18, 3, 3, 3) * 0.1
+    runs = [kernels.conv3d_forward(x, w, None, (1,) * 3, (1,) * 3, "relu", splits=3)[0]
+            for _ in range(2)]
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_reduction_splits_fill_the_gpu_only_when_tiles_are_few(monkeypatch):
+    monkeypatch.setattr(kernels, "_sm_count", lambda device: 132)  # an H100/H200
+    cuda = torch.device("cuda")
+    # 13b's last layer, batch 1: M = 8 positions x 512 channels = 8 tiles for 132 SMs
+    assert kernels.reduction_splits(8, 512, 27 * 8, cuda) == 16
+    assert kernels.reduction_splits(1 << 20, 64, 216, cuda) == 1  # tiles enough
+    assert kernels.reduction_splits(8, 8, 3, cuda) == 1  # too few steps to split
+    monkeypatch.setattr(kernels, "_sm_count", lambda device: 1)
+    assert kernels.reduction_splits(64, 64, 100, torch.device("cpu")) == 2
+
+
+def test_weight_layout_cached_per_version():
+    w = torch.nn.Parameter(torch.randn(5, 3, 3, 3, 3))
+    first = kernels.weight_layout(w)
+    assert kernels.weight_layout(w) is first
+    assert torch.equal(first, w.detach().permute(2, 3, 4, 1, 0))
+    with torch.no_grad():
+        w.mul_(2.0)  # an optimizer step: in place, version bumped
+    second = kernels.weight_layout(w)
+    assert second is not first and torch.equal(second, w.detach().permute(2, 3, 4, 1, 0))
+    # the forward sees the new values
+    x = torch.randn(1, 3, 4, 4, 4)
+    y = kernels.conv3d_forward(x, w.detach(), None, (1,) * 3, (1,) * 3, None)[0]
+    assert rel_error(y, F.conv3d(x.double(), w.detach().double(), None, 1, 1)) <= 1e-5
+    key = id(w)
+    del w, first, second
+    assert key not in kernels._LAYOUTS  # the entry left with its weight
+
+
+def test_tf32_is_only_used_when_allowed():
+    x = torch.randn(1, 3, 4, 4, 4)
+    assert kernels._precision(x, allow_tf32=False) == "ieee"
+    assert kernels._precision(x, allow_tf32=True) == "tf32"
+    assert kernels._precision(x.half(), allow_tf32=True) == "ieee"  # fp16 ignores it anyway
 
 
 def test_weight_grad_split_k_is_deterministic():
@@ -139,6 +200,20 @@ def test_gelu_is_the_exact_erf_form():
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"k{c[0]}-s{c[1]}-p{c[2]}-{c[3]}-b{c[4]}")
 def test_gpu_larger_shapes(case, dtype):
-    tf32 = dtype == torch.float32 and torch.backends.cudnn.allow_tf32
-    run_case(*case, dtype, device="cuda", size=(9, 33), batch=4, channels=(13, 150),
-             tol=3e-4 if tf32 else None)
+    """fp32 stays exact whatever cudnn.allow_tf32 says (the default turns it on)."""
+    run_case(*case, dtype, device="cuda", size=(9, 33), batch=4, channels=(13, 150))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", CASES[:3], ids=lambda c: f"k{c[0]}-s{c[1]}-p{c[2]}-{c[3]}")
+def test_gpu_tf32_when_allowed(case):
+    run_case(*case, torch.float32, device="cuda", size=(9, 33), batch=4, channels=(13, 150),
+             tol=TF32_TOLERANCE, allow_tf32=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("splits", [1, 4])
+def test_gpu_deep_layer_split_k(splits):
+    """A deep layer of the 13b preset (M = 8·1·2·4 = 64): split-K forward and dx."""
+    run_case((3, 3, 3), (2, 2, 2), (1, 1, 1), "gelu", True, torch.bfloat16, device="cuda",
+             size=(2, 8), batch=8, channels=(256, 256), splits=splits)

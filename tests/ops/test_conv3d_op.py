@@ -90,9 +90,9 @@ def test_input_needing_no_gradient_skips_dx(monkeypatch):
     asked = []
     backward = kernels.conv3d_backward
 
-    def recorded(*args):
+    def recorded(*args, **kwargs):
         asked.append(args[8:10])  # (input_grad, weight_grad)
-        return backward(*args)
+        return backward(*args, **kwargs)
 
     monkeypatch.setattr(kernels, "conv3d_backward", recorded)
     x, w = torch.randn(1, 2, 3, 3, 3), torch.randn(3, 2, 3, 3, 3, requires_grad=True)
@@ -104,12 +104,13 @@ def test_input_needing_no_gradient_skips_dx(monkeypatch):
 def test_custom_ops_pass_opcheck():
     """Schema, fake (meta) impl, and autograd registration are consistent with the kernels."""
     x, w, b = torch.randn(2, 3, 5, 4, 3), torch.randn(4, 3, 3, 3, 3), torch.randn(4)
-    args = (x, w, b, [2, 1, 2], [1, 1, 0], "gelu")
+    args = (x, w, b, [2, 1, 2], [1, 1, 0], "gelu", False)
     torch.library.opcheck(conv3d_fused, args)
     y, saved = conv3d_fused(*args)
     grad_y = torch.randn_like(y)
     torch.library.opcheck(conv3d_fused_backward,
-                          (grad_y, x, w, saved, [2, 1, 2], [1, 1, 0], "gelu", True, True, True),
+                          (grad_y, x, w, saved, [2, 1, 2], [1, 1, 0], "gelu", True, True, True,
+                           False),
                           test_utils=("test_schema", "test_faketensor"))
 
 
