@@ -4,6 +4,9 @@ C++/CUDA extension modules declared in `_extensions()`. The build never imports 
 - `astrobio._C` (C++17, OpenMP) is always built.
 - `astrobio._cuda` (nvcc, static CUDA runtime, no torch) is built when nvcc is found through
   CUDA_HOME/CUDA_PATH or PATH. ASTROBIO_BUILD_CUDA=0 skips it; =1 makes a missing nvcc an error.
+  Its GPU architectures: TORCH_CUDA_ARCH_LIST when set (torch's syntax, e.g. "8.6;9.0+PTX" or
+  "8.0 8.6 9.0"; "+PTX" also embeds that arch's PTX), else DEFAULT_CUDA_ARCHS with PTX of
+  the newest.
 """
 
 import os
@@ -15,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import find_packages, setup
 
-CUDA_ARCHS = ("80", "86", "90")  # A100, RTX A5000 / 30xx, H100 / H200; PTX of 90 for newer GPUs
+DEFAULT_CUDA_ARCHS = ("80", "86", "90")  # A100, RTX A5000 / 30xx, H100 / H200
 NVCC_FLAGS = ["-O3", "-std=c++17", "-Xcompiler", "-fPIC", "--threads", "0"]
 OPENMP = ["-fopenmp"] if sys.platform.startswith("linux") else []
 
@@ -29,6 +32,26 @@ def _nvcc() -> str | None:
 
 
 NVCC = _nvcc()
+
+
+def cuda_gencode_flags(arch_list: str | None) -> list[str]:
+    """nvcc -gencode flags for TORCH_CUDA_ARCH_LIST (None or empty: the defaults, PTX of the
+    newest). Entries are separated by ';' or spaces: "8.6", "9.0a", "8.6+PTX"."""
+    if not arch_list or not arch_list.strip():
+        *older, newest = DEFAULT_CUDA_ARCHS
+        return ([f"-gencode=arch=compute_{a},code=sm_{a}" for a in older]
+                + [f"-gencode=arch=compute_{newest},code=[sm_{newest},compute_{newest}]"])
+    flags = []
+    for entry in arch_list.replace(";", " ").split():
+        arch, ptx = entry.removesuffix("+PTX"), entry.endswith("+PTX")
+        major, dot, minor = arch.partition(".")
+        if not dot or not major.isdigit() or not minor[:1].isdigit():
+            raise RuntimeError(f"TORCH_CUDA_ARCH_LIST: cannot read {entry!r} (expected e.g. "
+                               f"'8.6', '9.0a' or '8.6+PTX')")
+        code = major + minor
+        targets = f"[sm_{code},compute_{code}]" if ptx else f"sm_{code}"
+        flags.append(f"-gencode=arch=compute_{code},code={targets}")
+    return flags
 
 
 def _cuda_home(nvcc: str) -> str:
@@ -69,9 +92,7 @@ class BuildExtWithNvcc(build_ext):
         super().build_extension(ext)
 
     def _nvcc_compile(self, sources, include_dirs):
-        *older, newest = CUDA_ARCHS
-        gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in older]
-        gencode.append(f"-gencode=arch=compute_{newest},code=[sm_{newest},compute_{newest}]")
+        gencode = cuda_gencode_flags(os.environ.get("TORCH_CUDA_ARCH_LIST"))
         includes = [f"-I{d}" for d in include_dirs]
         objects = [os.path.join(self.build_temp, src + ".o") for src in sources]
 

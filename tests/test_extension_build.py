@@ -1,6 +1,7 @@
 """The C++/CUDA extension was built by `pip install -e .`: `astrobio._C` always, and
 `astrobio._cuda` whenever nvcc was there, importable on a machine without a GPU."""
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -47,3 +48,33 @@ def test_cuda_extension_links_neither_torch_nor_the_shared_cuda_runtime():
     path = importlib.import_module("astrobio._cuda").__file__
     linked = subprocess.run(["ldd", path], capture_output=True, text=True, check=True).stdout
     assert "libtorch" not in linked and "libcudart" not in linked and "libc10" not in linked
+
+
+def _setup_function(name: str):
+    """One function of setup.py (importing it would run setup())."""
+    import ast
+    from pathlib import Path
+
+    source = (Path(__file__).parents[1] / "setup.py").read_text()
+    tree = ast.parse(source)
+    names = {}
+    for node in tree.body:  # the module constants the function reads
+        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+            with contextlib.suppress(ValueError):
+                names[node.targets[0].id] = ast.literal_eval(node.value)
+    function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    exec(compile(ast.Module([function], []), "setup.py", "exec"), names)
+    return names[name]
+
+
+def test_cuda_archs_follow_torch_cuda_arch_list():
+    flags = _setup_function("cuda_gencode_flags")
+    assert flags(None) == flags("") == [
+        "-gencode=arch=compute_80,code=sm_80", "-gencode=arch=compute_86,code=sm_86",
+        "-gencode=arch=compute_90,code=[sm_90,compute_90]"]
+    assert flags("8.6;9.0+PTX") == ["-gencode=arch=compute_86,code=sm_86",
+                                    "-gencode=arch=compute_90,code=[sm_90,compute_90]"]
+    assert flags("8.0 9.0a") == ["-gencode=arch=compute_80,code=sm_80",
+                                 "-gencode=arch=compute_90a,code=sm_90a"]
+    with pytest.raises(RuntimeError, match="TORCH_CUDA_ARCH_LIST"):
+        flags("sm_86")

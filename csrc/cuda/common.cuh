@@ -17,6 +17,27 @@ inline void check_cuda(cudaError_t err, const char* what) {
   }
 }
 
+// Makes `device` current for a scope and restores the caller's device on exit (also when an
+// error throws), so an op on cuda:1 leaves a caller working on cuda:0 where it was.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (device != previous_) check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceGuard() {
+    int current = previous_;
+    if (cudaGetDevice(&current) == cudaSuccess && current != previous_) {
+      cudaSetDevice(previous_);  // a destructor must not throw
+    }
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
 constexpr size_t kAlign = 256;
 
 inline size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }

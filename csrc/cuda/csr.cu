@@ -84,7 +84,7 @@ void csr_from_edges(int device, const void* edge_index, bool index_is_int64, int
                     int64_t num_nodes, int64_t* rowptr, int64_t* col, int64_t* perm,
                     void* workspace, size_t workspace_bytes, uintptr_t stream_handle) {
   check_sizes(num_edges, num_nodes);
-  check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  const DeviceGuard guard(device);
   const cudaStream_t stream = as_stream(stream_handle);
   Workspace ws{static_cast<char*>(workspace), workspace_bytes};
   int* out_of_range = ws.take<int>(1);

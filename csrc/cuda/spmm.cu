@@ -266,7 +266,7 @@ void spmm(int device, const void* rowptr, const void* col, bool index_is_int64, 
     throw std::invalid_argument("spmm (cuda): negative size");
   }
   if (num_rows == 0 || num_features == 0) return;
-  check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  const DeviceGuard guard(device);
   const cudaStream_t stream = as_stream(stream_handle);
   Workspace ws{static_cast<char*>(workspace), workspace_bytes};
   switch (dtype) {
