@@ -7,7 +7,8 @@ and receives 0 gradient, never NaN.
 Backends: `reference` (plain PyTorch, float32 math) and `triton` (the fused kernels of
 `astrobio.kernels.cross_attention`, bound as the custom ops `astrobio::cross_attention_fwd` and
 `astrobio::cross_attention_bwd` with fake implementations and autograd; first-order gradients
-only).
+only). The kernels autotune on `bucket(Lq)` and `bucket(Lk)` (astrobio.ops.buckets), so
+batches whose padded lengths share a bucket share one tuned kernel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import torch
 
 from astrobio.ops._backend import requested_backend, select_backend
+from astrobio.ops.buckets import bucket
 
 BACKENDS = ("reference", "triton")
 
@@ -69,7 +71,11 @@ def _triton_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     from astrobio.kernels.cross_attention import cross_attention_fwd
 
-    return cross_attention_fwd(q, k, v, key_padding_mask, scale)
+    return cross_attention_fwd(q, k, v, key_padding_mask, scale, buckets=_buckets(q, k))
+
+
+def _buckets(q, k):
+    return bucket(q.shape[2]), bucket(k.shape[2])
 
 
 @_triton_fwd.register_fake
@@ -90,7 +96,8 @@ def _triton_bwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from astrobio.kernels.cross_attention import cross_attention_bwd
 
-    return cross_attention_bwd(dout, q, k, v, out, lse, key_padding_mask, scale)
+    return cross_attention_bwd(dout, q, k, v, out, lse, key_padding_mask, scale,
+                               buckets=_buckets(q, k))
 
 
 @_triton_bwd.register_fake

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from astrobio import ops
+from astrobio.kernels import cross_attention as kernels
 from astrobio.kernels.cross_attention import cross_attention_bwd, cross_attention_fwd
+from astrobio.ops.buckets import bucket
 
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 5e-3, torch.bfloat16: 2e-2}
 LOG2E = 1.0 / math.log(2.0)
@@ -116,6 +118,91 @@ def test_backward_matches_float64_autograd(dtype, lq, lk, d):
     absent = ~mask[:, None, :].expand(b, h, lk)
     assert torch.equal(dk[absent], torch.zeros_like(dk[absent]))
     assert torch.equal(dv[absent], torch.zeros_like(dv[absent]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("splits", [1, 2, 3, 7])
+@pytest.mark.parametrize(("lq", "lk", "d"), [(8, 135, 16), (8, 77, 32), (3, 40, 64)])
+def test_few_queries_split_keys(dtype, splits, lq, lk, d):
+    """The fusion's shape (Lq = 8): keys split over programs and combined; 7 splits of 135
+    keys in 32-key blocks leave some splits without a key block. Poisoned outputs, a sample
+    without keys, forward, lse and every gradient against float64."""
+    b, h = 3, 2
+    q, k, v = (randn(b, h, n, d, dtype=dtype) for n in (lq, lk, lk))
+    dout = randn(b, h, lq, d, dtype=dtype)
+    mask = modality_mask(lk)
+    out, lse = cross_attention_fwd(q, k, v, mask, out=poisoned(q.shape, dtype),
+                                   lse=poisoned((b, h, lq), torch.float32), splits=splits)
+    ref, dq64, dk64, dv64 = reference_grads(q, k, v, mask, dout)
+    assert torch.isfinite(out).all() and rel(out, ref) <= TOLERANCE[dtype]
+    has_key = mask.any(-1)
+    assert torch.equal(out[~has_key], torch.zeros_like(out[~has_key]))
+    assert torch.isinf(lse[~has_key]).all()
+    assert rel(lse[has_key], lse_log2_64(q, k, mask, 1 / math.sqrt(d))[has_key]) \
+        <= TOLERANCE[dtype]
+    grads = cross_attention_bwd(dout, q, k, v, out, lse, mask, dq=poisoned(q.shape, dtype),
+                                dk=poisoned(k.shape, dtype), dv=poisoned(v.shape, dtype))
+    for grad, expected in zip(grads, (dq64, dk64, dv64)):
+        assert torch.isfinite(grad).all() and rel(grad, expected) <= TOLERANCE[dtype]
+    again = cross_attention_fwd(q, k, v, mask, splits=splits)[0]
+    assert torch.equal(out, again)
+
+
+@pytest.mark.parametrize("lq", [8, 40])
+def test_fully_masked_key_blocks_are_never_read(lq):
+    """Keys in whole absent blocks are NaN: a kernel that loaded them would spread NaN
+    (0 · NaN); skipped blocks leave every output and gradient exact. Interpreter blocks:
+    32 keys (few queries) and 64 / 32 keys (forward / backward) otherwise."""
+    b, h, d, lk = 2, 2, 16, 320
+    q, k, v = (randn(b, h, n, d, dtype=torch.float32) for n in (lq, lk, lk))
+    dout = randn(b, h, lq, d, dtype=torch.float32)
+    mask = torch.zeros(b, lk, dtype=torch.bool, device=DEVICE)
+    mask[:, 128:192] = True  # keys 0-127 and 192-319 absent: whole blocks of 32 and 64
+    mask[1, 200] = True  # one present key in an otherwise absent block
+    ref, dq64, dk64, dv64 = reference_grads(q, k, v, mask, dout)
+    absent_blocks = torch.ones(b, lk, dtype=torch.bool, device=DEVICE)
+    absent_blocks[:, 128:192] = False
+    absent_blocks[1, 192:256] = False
+    for t in (k, v):
+        t.masked_fill_(absent_blocks[:, None, :, None], math.nan)
+    out, lse = cross_attention_fwd(q, k, v, mask, splits=3 if lq <= 16 else None)
+    assert rel(out, ref) <= 1e-5
+    dq, dk, dv = cross_attention_bwd(dout, q, k, v, out, lse, mask)
+    assert rel(dq, dq64) <= 1e-5
+    present = mask[:, None, :].expand(b, h, lk)
+    assert rel(dk[present], dk64[present]) <= 1e-5 and rel(dv[present], dv64[present]) <= 1e-5
+    assert torch.equal(dk[~present], torch.zeros_like(dk[~present]))
+
+
+def recorded_keys(monkeypatch, autotuner):
+    """The autotuning keys `autotuner` sees (its key arguments' values), call by call."""
+    keys = []
+    run = autotuner.run
+
+    def recording(*args, **kwargs):
+        named = dict(zip(autotuner.arg_names, args)) | kwargs
+        keys.append(tuple(named[name] for name in autotuner.keys))
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(autotuner, "run", recording)
+    return keys
+
+
+def test_autotune_keys_are_buckets_of_the_lengths(monkeypatch):
+    """50 batches whose padded key counts vary from 100 to 160 (as text lengths do) reach the
+    autotuner as a handful of bucketed keys, forward and backward."""
+    assert "Lk" not in kernels._TUNE_KEY and "Lq" not in kernels._TUNE_KEY
+    forward = recorded_keys(monkeypatch, kernels._fwd_small_tuned)
+    backward = recorded_keys(monkeypatch, kernels._dkdv_small_tuned)
+    lengths = torch.randint(100, 161, (50,)).tolist()
+    for lk in lengths:
+        q, k, v = (randn(2, 1, n, 16, dtype=torch.float32).requires_grad_() for n in (8, lk, lk))
+        with ops.use_backend("triton"):
+            out = ops.cross_attention(q, k, v, modality_mask(lk, 2))
+        out.sum().backward()
+    assert len(forward) == len(backward) == 50
+    assert {key[1] for key in forward} == {bucket(lk) for lk in lengths}
+    assert len(set(forward)) <= 4 and len(set(backward)) <= 4
 
 
 def test_autograd_through_op_and_backend_switch():
@@ -267,6 +354,21 @@ def test_fusion_layer_same_with_either_backend():
     for got, want in zip(results["triton"], results["reference"], strict=True):
         assert torch.isfinite(got).all()
         assert rel(got, want.double()) <= 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize(("b", "h", "lk", "d"), [(32, 4, 135, 16), (64, 8, 167, 32),
+                                                 (1, 16, 2087, 64)])
+def test_gpu_model_shapes(dtype, b, h, lk, d):
+    """The fusion of the tiny, small and 13b presets (Lq = 8), split keys chosen by size."""
+    q, k, v = (randn(b, h, n, d, dtype=dtype) for n in (8, lk, lk))
+    dout = randn(b, h, 8, d, dtype=dtype)
+    mask = modality_mask(lk, b)
+    out, lse = cross_attention_fwd(q, k, v, mask, out=poisoned(q.shape, dtype))
+    grads = cross_attention_bwd(dout, q, k, v, out, lse, mask)
+    for got, expected in zip((out, *grads), reference_grads(q, k, v, mask, dout)):
+        assert rel(got, expected) <= TOLERANCE[dtype]
 
 
 @pytest.mark.gpu
