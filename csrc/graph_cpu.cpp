@@ -423,6 +423,56 @@ py::tuple collate_graphs(const py::list& edge_indices, const std::vector<int64_t
       view_of(out, perm_t, {e_total}), attr_out);
 }
 
+// The hub-split work list of the triton spmm (kernels/spmm.py build_schedule, the reference):
+// [4, K + S] int64. Columns [0, K): one chunk of at most `chunk` edges each, rows (output row,
+// first edge, end edge, workspace slot: -1 written directly, -2 surplus); columns [K, K + S):
+// one split row each, rows (row, first slot, end slot, degree). K and S are bounds from the
+// sizes alone (N + E / chunk rounded up to chunks_per_program, E / (chunk + 1)); surplus
+// entries repeat the last row with empty ranges, as the reference writes them.
+py::array_t<int64_t> spmm_schedule(const py::array_t<int64_t, py::array::c_style>& rowptr,
+                                   int64_t num_edges, int64_t chunk, int64_t chunks_per_program) {
+  if (rowptr.ndim() != 1 || rowptr.shape(0) < 1) throw py::value_error("rowptr must be [N+1]");
+  if (chunk < 1 || chunks_per_program < 1 || num_edges < 0) {
+    throw py::value_error("chunk and chunks_per_program must be >= 1, num_edges >= 0");
+  }
+  const int64_t n = rowptr.shape(0) - 1;
+  const int64_t* rp = rowptr.data();
+  if (rp[0] != 0 || rp[n] != num_edges) {
+    throw py::value_error("rowptr must start at 0 and end at num_edges");
+  }
+  const int64_t k_total =
+      (n + num_edges / chunk + chunks_per_program - 1) / chunks_per_program * chunks_per_program;
+  const int64_t s_total = num_edges / (chunk + 1);
+  py::array_t<int64_t> out({int64_t{4}, k_total + s_total});
+  int64_t* row = out.mutable_data();
+  int64_t* start = row + (k_total + s_total);
+  int64_t* end = start + (k_total + s_total);
+  int64_t* slot = end + (k_total + s_total);
+  const int64_t last_row = n - 1;
+  const int64_t last_degree = n > 0 ? rp[n] - rp[n - 1] : 0;
+  int64_t k = 0, s = k_total, next_slot = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t degree = rp[i + 1] - rp[i];
+    if (degree < 0) throw py::value_error("rowptr must be non-decreasing");
+    const int64_t pieces = std::max<int64_t>(1, (degree + chunk - 1) / chunk);
+    const bool split = degree > chunk;
+    if (split) {  // this row's pieces take consecutive slots
+      row[s] = i, start[s] = next_slot, end[s] = next_slot + pieces, slot[s] = degree;
+      ++s;
+    }
+    for (int64_t piece = 0; piece < pieces; ++piece, ++k) {
+      row[k] = i;
+      start[k] = rp[i] + piece * chunk;
+      end[k] = std::min(start[k] + chunk, rp[i + 1]);
+      slot[k] = split ? next_slot++ : -1;
+    }
+  }
+  for (; k < k_total; ++k) row[k] = last_row, start[k] = 0, end[k] = 0, slot[k] = -2;
+  for (; s < k_total + s_total; ++s) row[s] = last_row, start[s] = 0, end[s] = 0,
+                                     slot[s] = last_degree;
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -441,6 +491,10 @@ PYBIND11_MODULE(_C, m) {
         "concatenated input), the CSR by destination and the CSR by source of the sorted "
         "edges (perm_t indexes the sorted edges); edge_attr gathered to the sorted order, or "
         "None. All index arrays are int64 views of one allocation.");
+  m.def("spmm_schedule", &spmm_schedule, py::arg("rowptr"), py::arg("num_edges"),
+        py::arg("chunk"), py::arg("chunks_per_program"),
+        "The triton spmm's hub-split work list [4, K + S] int64 of a CSR rowptr (int64, "
+        "C-contiguous); equals kernels/spmm.py build_schedule.");
   m.def("num_threads", []() { return omp_get_max_threads(); },
         "OpenMP's default thread count (used where num_threads <= 0)");
 }

@@ -14,9 +14,12 @@ partial (and, for max, its argmax) to a workspace slot. Pass 2: one program per 
 its partials in chunk order. Every sum has a fixed order for given sizes, and the sizes follow
 from shapes only (never autotuned), so repeated runs are bitwise equal.
 
-The schedule is built on the device with torch ops and no host sync: the number of chunks is
-bounded by `N + E // chunk` and the number of split rows by `E // (chunk + 1)`, both known from
-shapes, so the grid is sized by those bounds and surplus entries are empty (they do nothing).
+The schedule is one int64 tensor [4, K + S]: K chunk entries, then S split-row entries. The
+number of chunks is bounded by `N + E // chunk` (K) and the number of split rows by
+`E // (chunk + 1)` (S), both known from shapes, so the grid is sized by those bounds and surplus
+entries are empty (they do nothing). `build_schedule` makes it on any device with torch ops
+and no host sync; `astrobio.ops.spmm.spmm_schedule` builds it once per graph (C++ on the CPU)
+so repeated calls over one batch's graph skip those ~50 small ops.
 
 Max keeps, per (row, feature), the first edge in CSR order that reaches the maximum (ties go to
 the earlier edge) and returns it as `argmax` (int32, -1 for an empty row), for the backward.
@@ -44,7 +47,7 @@ _SURPLUS = -2
 def _spmm_chunks_kernel(
     x_ptr, col_ptr, weight_ptr, edge_id_ptr, route_ptr, schedule_ptr,
     out_ptr, argmax_ptr, partial_ptr, partial_arg_ptr,
-    num_chunks, num_features, stride_x, stride_out, stride_route,
+    stride_schedule, num_features, stride_x, stride_out, stride_route,
     HAS_WEIGHT: tl.constexpr, ROUTE: tl.constexpr, REDUCE: tl.constexpr,
     CHUNKS_PER_PROGRAM: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr,
 ):
@@ -54,9 +57,9 @@ def _spmm_chunks_kernel(
     for c in range(CHUNKS_PER_PROGRAM):
         chunk = tl.program_id(0) * CHUNKS_PER_PROGRAM + c
         row = tl.load(schedule_ptr + chunk)
-        start = tl.load(schedule_ptr + num_chunks + chunk)
-        end = tl.load(schedule_ptr + 2 * num_chunks + chunk)
-        slot = tl.load(schedule_ptr + 3 * num_chunks + chunk)
+        start = tl.load(schedule_ptr + stride_schedule + chunk)
+        end = tl.load(schedule_ptr + 2 * stride_schedule + chunk)
+        slot = tl.load(schedule_ptr + 3 * stride_schedule + chunk)
         if REDUCE == 2:
             acc = tl.full([BLOCK_F], float("-inf"), tl.float32)
         else:
@@ -107,17 +110,19 @@ def _spmm_chunks_kernel(
 
 @triton.jit
 def _spmm_combine_kernel(
-    partial_ptr, partial_arg_ptr, split_ptr, out_ptr, argmax_ptr,
-    num_split, num_features, stride_out,
+    partial_ptr, partial_arg_ptr, schedule_ptr, out_ptr, argmax_ptr,
+    stride_schedule, num_chunks, num_features, stride_out,
     REDUCE: tl.constexpr, BLOCK_F: tl.constexpr,
 ):
+    """Split row s: its entry is column num_chunks + s of the schedule."""
+    split_ptr = schedule_ptr + num_chunks
     s = tl.program_id(0)
     f = tl.program_id(1) * BLOCK_F + tl.arange(0, BLOCK_F)
     f_mask = f < num_features
     row = tl.load(split_ptr + s)
-    first = tl.load(split_ptr + num_split + s)
-    last = tl.load(split_ptr + 2 * num_split + s)
-    degree = tl.load(split_ptr + 3 * num_split + s)
+    first = tl.load(split_ptr + stride_schedule + s)
+    last = tl.load(split_ptr + 2 * stride_schedule + s)
+    degree = tl.load(split_ptr + 3 * stride_schedule + s)
     if REDUCE == 2:
         acc = tl.full([BLOCK_F], float("-inf"), tl.float32)
     else:
@@ -145,33 +150,41 @@ def device_guard(tensor: torch.Tensor):
     return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
-def block_sizes(num_rows: int, num_edges: int, num_features: int) -> dict[str, int]:
-    """Tile sizes from shapes alone (never timing), so every run sums in the same order.
-
-    Edge tile ~ average degree (4..32 lanes); a chunk is at most 16 tiles, so no program walks
-    more than 16 tiles of one row however large the hub.
-    """
-    block_f = min(triton.next_power_of_2(max(num_features, 1)), 128)
+def chunk_sizes(num_rows: int, num_edges: int) -> dict[str, int]:
+    """The schedule's sizes from shapes alone (never timing), so every run sums in the same
+    order: edge tile ~ average degree (4..32 lanes); a chunk is at most 16 tiles, so no program
+    walks more than 16 tiles of one row however large the hub."""
     avg_degree = -(-num_edges // max(num_rows, 1))
     block_e = min(max(triton.next_power_of_2(max(avg_degree, 1)), 4), 32)
-    return {"block_e": block_e, "block_f": block_f, "chunk": 16 * block_e,
-            "chunks_per_program": 4}
+    return {"block_e": block_e, "chunk": 16 * block_e, "chunks_per_program": 4}
+
+
+def block_sizes(num_rows: int, num_edges: int, num_features: int) -> dict[str, int]:
+    """`chunk_sizes` and the feature tile."""
+    block_f = min(triton.next_power_of_2(max(num_features, 1)), 128)
+    return chunk_sizes(num_rows, num_edges) | {"block_f": block_f}
+
+
+def schedule_size(num_rows: int, num_edges: int, chunk: int, chunks_per_program: int):
+    """(K chunk entries, S split-row entries, workspace slots) bounded from the sizes."""
+    max_chunks = num_rows + num_edges // chunk
+    max_chunks = -(-max_chunks // chunks_per_program) * chunks_per_program
+    max_split = num_edges // (chunk + 1)
+    # A split row has degree > chunk, so its pieces number under degree / chunk + 1.
+    return max_chunks, max_split, num_edges // chunk + max_split
 
 
 def build_schedule(rowptr: torch.Tensor, num_edges: int, chunk: int, chunks_per_program: int):
-    """(schedule [4, K], split [4, S], num_slots) built on rowptr's device without a host sync.
-
-    schedule rows: chunk's output row, first edge, end edge, workspace slot (-1: writes `out`
-    directly, -2: surplus entry). split rows: split row, first slot, end slot, degree.
-    """
+    """The schedule [4, K + S] int64 (see the module docstring) on rowptr's device, no host
+    sync. Chunk rows: output row, first edge, end edge, workspace slot (-1: writes `out`
+    directly, -2: surplus entry); split rows: split row, first slot, end slot, degree."""
     num_rows = rowptr.numel() - 1
     device = rowptr.device
+    max_chunks, max_split, _ = schedule_size(num_rows, num_edges, chunk, chunks_per_program)
     rowptr = rowptr.long()
     degree = rowptr[1:] - rowptr[:-1]
     pieces = torch.div(degree + chunk - 1, chunk, rounding_mode="floor").clamp_(min=1)
     pieces_end = torch.cumsum(pieces, 0)
-    max_chunks = num_rows + num_edges // chunk
-    max_chunks = -(-max_chunks // chunks_per_program) * chunks_per_program
     k = torch.arange(max_chunks, device=device)
     row = torch.searchsorted(pieces_end, k, right=True)
     live = row < num_rows
@@ -185,7 +198,6 @@ def build_schedule(rowptr: torch.Tensor, num_edges: int, chunk: int, chunks_per_
     start, end = torch.where(live, start, 0), torch.where(live, end, 0)
     schedule = torch.stack([row, start, end, slot])
 
-    max_split = num_edges // (chunk + 1)
     s = torch.arange(max_split, device=device)
     split_row = torch.searchsorted(torch.cumsum(is_split, 0), s, right=True)
     split_live = split_row < num_rows
@@ -198,9 +210,7 @@ def build_schedule(rowptr: torch.Tensor, num_edges: int, chunk: int, chunks_per_
         torch.where(split_live, slot_end, 0),
         degree[split_row],
     ])
-    # A split row has degree > chunk, so its pieces number under degree / chunk + 1.
-    num_slots = num_edges // chunk + max_split
-    return schedule, split, num_slots
+    return torch.cat([schedule, split], 1)
 
 
 def spmm_csr(
@@ -212,12 +222,14 @@ def spmm_csr(
     route: torch.Tensor | None = None,
     edge_id: torch.Tensor | None = None,
     out: torch.Tensor | None = None,
+    schedule: torch.Tensor | None = None,
     **sizes: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Launch the segment reduction; returns (out [N, F], argmax [N, F] int32 for max else [0]).
 
     `route`/`edge_id` select routing mode (sum only). `out` may be given (it is overwritten
-    everywhere); `sizes` overrides `block_sizes` (benchmarks).
+    everywhere); `schedule` (from `build_schedule` with this graph's `chunk_sizes`) spares
+    building it; `sizes` overrides `block_sizes` (benchmarks; not with a given schedule).
     """
     num_rows, num_edges, num_features = rowptr.numel() - 1, col.numel(), x.shape[1]
     if num_edges >= 2**31:
@@ -234,9 +246,14 @@ def spmm_csr(
     if num_rows == 0 or num_features == 0:
         return out, argmax
     cfg = block_sizes(num_rows, num_edges, num_features) | sizes
-    schedule, split, num_slots = build_schedule(
-        rowptr, num_edges, cfg["chunk"], cfg["chunks_per_program"]
-    )
+    num_chunks, num_split, num_slots = schedule_size(num_rows, num_edges, cfg["chunk"],
+                                                     cfg["chunks_per_program"])
+    if schedule is None:
+        schedule = build_schedule(rowptr, num_edges, cfg["chunk"], cfg["chunks_per_program"])
+    elif (schedule.shape != (4, num_chunks + num_split) or schedule.dtype != torch.int64
+          or schedule.stride(1) != 1 or sizes):
+        raise ValueError(f"spmm: schedule {tuple(schedule.shape)} was not built for this graph "
+                         f"({num_rows} rows, {num_edges} edges: [4, {num_chunks + num_split}])")
     partial = torch.empty(max(num_slots, 1), num_features, dtype=torch.float32, device=x.device)
     partial_arg = torch.empty(partial.shape if reduce == "max" else (1,), dtype=torch.int32,
                               device=x.device)
@@ -244,7 +261,7 @@ def spmm_csr(
     if routed:
         route, edge_id = route.contiguous(), edge_id.contiguous()
     feature_tiles = triton.cdiv(num_features, cfg["block_f"])
-    grid = (schedule.shape[1] // cfg["chunks_per_program"], feature_tiles)
+    grid = (num_chunks // cfg["chunks_per_program"], feature_tiles)
     # Unused pointer arguments get a stand-in tensor (never read nor written).
     argmax_arg = argmax if reduce == "max" else partial_arg
     has_weight = weight is not None
@@ -253,16 +270,16 @@ def spmm_csr(
             x, col, weight.contiguous() if has_weight else x, edge_id if routed else col,
             route if routed else argmax_arg, schedule,
             out, argmax_arg, partial, partial_arg,
-            schedule.shape[1], num_features, x.stride(0), out.stride(0),
+            schedule.stride(0), num_features, x.stride(0), out.stride(0),
             route.stride(0) if routed else 0,
             HAS_WEIGHT=has_weight, ROUTE=routed, REDUCE=REDUCE_CODES[reduce],
             CHUNKS_PER_PROGRAM=cfg["chunks_per_program"], BLOCK_E=cfg["block_e"],
             BLOCK_F=cfg["block_f"],
         )
-        if split.shape[1]:
-            _spmm_combine_kernel[(split.shape[1], feature_tiles)](
-                partial, partial_arg, split, out, argmax_arg,
-                split.shape[1], num_features, out.stride(0),
+        if num_split:
+            _spmm_combine_kernel[(num_split, feature_tiles)](
+                partial, partial_arg, schedule, out, argmax_arg,
+                schedule.stride(0), num_chunks, num_features, out.stride(0),
                 REDUCE=REDUCE_CODES[reduce], BLOCK_F=cfg["block_f"],
             )
     return out, argmax

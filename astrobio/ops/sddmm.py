@@ -46,10 +46,12 @@ def _backward(ctx, grad):
     grad_a = grad_b = None
     if ctx.needs_input_grad[2]:
         rowptr, perm = sorted_csr(row, a.shape[0])
-        grad_a = spmm_csr(rowptr, col[perm], b, grad[perm], "sum", None, None, None)[0]
+        grad_a = spmm_csr(rowptr, col[perm], b, grad[perm], "sum", None, None, None, None,
+                          None)[0]
     if ctx.needs_input_grad[3]:
         rowptr, perm = sorted_csr(col, b.shape[0])
-        grad_b = spmm_csr(rowptr, row[perm], a, grad[perm], "sum", None, None, None)[0]
+        grad_b = spmm_csr(rowptr, row[perm], a, grad[perm], "sum", None, None, None, None,
+                          None)[0]
     return None, None, grad_a, grad_b
 
 

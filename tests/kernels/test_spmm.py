@@ -14,7 +14,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from astrobio import ops
 from astrobio.kernels import spmm as spmm_kernels
 from astrobio.ops.graph import csr_from_edges
-from astrobio.ops.spmm import csr_rows, spmm_csr, spmm_reference
+from astrobio.ops.spmm import csr_rows, spmm_csr, spmm_reference, spmm_schedule
 
 TOL = {torch.float32: 1e-5, torch.float16: 5e-3}
 REDUCTIONS = ("sum", "mean", "max")
@@ -215,7 +215,10 @@ def test_schedule_covers_every_edge_once_in_bounded_chunks():
     degrees = torch.tensor([0, 3, 17, 0, 64, 65, 1, 200])
     rowptr = torch.cat([torch.zeros(1, dtype=torch.long), degrees.cumsum(0)])
     num_edges, chunk = int(rowptr[-1]), 16
-    schedule, split, num_slots = spmm_kernels.build_schedule(rowptr, num_edges, chunk, 3)
+    packed = spmm_kernels.build_schedule(rowptr, num_edges, chunk, 3)
+    num_chunks, num_split, num_slots = spmm_kernels.schedule_size(8, num_edges, chunk, 3)
+    assert packed.shape == (4, num_chunks + num_split)
+    schedule, split = packed[:, :num_chunks], packed[:, num_chunks:]
     row, start, end, slot = schedule
     assert schedule.shape[1] % 3 == 0 and bool(((end - start) <= chunk).all())
     covered = torch.zeros(num_edges, dtype=torch.long)
@@ -231,12 +234,104 @@ def test_schedule_covers_every_edge_once_in_bounded_chunks():
     assert sorted(slot[slot >= 0].tolist()) == list(range(24)) and num_slots >= 24
 
 
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+def test_schedule_cxx_equals_torch_and_is_reused(index_dtype):
+    """spmm_schedule (C++ on the CPU) equals the torch build on hubs of degree >= 1000, and a
+    spmm given it (forward and input gradient) equals one that builds its own, bit for bit."""
+    rowptr, col, transposed = make_graph(60, 300, hub_degree=1500, index_dtype=index_dtype,
+                                         num_src=1700)
+    schedule = spmm_schedule(rowptr, col.numel(), transposed[0])
+    for csr, built in ((rowptr, schedule.forward), (transposed[0], schedule.transposed)):
+        sizes = spmm_kernels.chunk_sizes(csr.numel() - 1, col.numel())
+        expected = spmm_kernels.build_schedule(csr, col.numel(), sizes["chunk"],
+                                               sizes["chunks_per_program"])
+        assert built.dtype == torch.int64 and torch.equal(built, expected)
+    with ops.use_backend("reference"):  # the torch path of the same function
+        assert torch.equal(spmm_schedule(rowptr, col.numel()).forward, schedule.forward)
+    assert hub_is_split(rowptr, col, 9)
+    x = torch.randn(1700, 9, requires_grad=True)
+    w = torch.rand(col.numel(), requires_grad=True)
+    grad = torch.randn(60, 9)
+    results = []
+    for given in (None, schedule):
+        with ops.use_backend("triton"):
+            out = ops.spmm(rowptr, col, x, w, "sum", transposed=transposed, schedule=given)
+        results.append((out, *torch.autograd.grad(out, (x, w), grad)))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
+    x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    ref = spmm_reference(rowptr, col, x64, w64, "sum")
+    for got, expected in zip(results[1], (ref, *torch.autograd.grad(ref, (x64, w64), grad))):
+        assert rel_err(got, expected) <= 1e-5
+
+
+def test_schedule_for_another_graph_is_refused():
+    rowptr, col, transposed = make_graph(20, 40)
+    other, other_col, _ = make_graph(50, 400)
+    wrong = spmm_schedule(other, other_col.numel())
+    with pytest.raises(ValueError, match="not built for this graph"), ops.use_backend("triton"):
+        ops.spmm(rowptr, col, torch.randn(20, 3), schedule=wrong)
+    with pytest.raises(ValueError, match="SpmmSchedule"):
+        ops.spmm(rowptr, col, torch.randn(20, 3), schedule=tuple(wrong))
+    with pytest.raises(ValueError, match="transposed CSR"):
+        ops.spmm(rowptr, col, torch.randn(20, 3),
+                 schedule=spmm_schedule(rowptr, col.numel(), transposed[0]))
+
+
+class _NoLaunch:
+    """Stands in for a Triton kernel: records launches, runs nothing."""
+
+    def __init__(self):
+        self.launches = 0
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            self.launches += 1
+        return launch
+
+
+def test_cached_schedule_call_dispatches_few_aten_ops(monkeypatch):
+    """Given the schedule, one spmm forward and its input gradient dispatch a handful of ATen
+    ops each: the op call itself is one custom op per direction, and inside it the launcher
+    only allocates outputs and workspaces around its two kernel launches; building the
+    schedule on each call costs some fifty ops more. Kernels are stubbed (the interpreter's
+    tensor copies are not the op's)."""
+    rowptr, col, transposed = make_graph(200, 1300, hub_degree=1100, num_src=1200)
+    schedule = spmm_schedule(rowptr, col.numel(), transposed[0])
+    chunks, combine = _NoLaunch(), _NoLaunch()
+    monkeypatch.setattr(spmm_kernels, "_spmm_chunks_kernel", chunks)
+    monkeypatch.setattr(spmm_kernels, "_spmm_combine_kernel", combine)
+    x = torch.randn(1200, 64, requires_grad=True)
+    grad = torch.randn(200, 64)
+    with ops.use_backend("triton"):
+        with _OpLog() as forward:
+            out = ops.spmm(rowptr, col, x, None, "sum", transposed=transposed,
+                           schedule=schedule)
+        with _OpLog() as backward:
+            torch.autograd.grad(out, x, grad)
+    assert forward.names == ["astrobio.spmm_csr.default"]
+    assert [n for n in backward.names if n.startswith("astrobio")] == [
+        "astrobio.spmm_csr_grad_x.default"] and len(backward.names) <= 4, backward.names
+    # inside the ops: the launcher, both directions, with and without the schedule
+    rowptr_t, col_t, _ = transposed
+    for csr, index, rows, built in ((rowptr, col, x.detach(), schedule.forward),
+                                    (rowptr_t, col_t, grad, schedule.transposed)):
+        with _OpLog() as cached:
+            spmm_kernels.spmm_csr(csr, index, rows, None, "sum", schedule=built)
+        with _OpLog() as rebuilt:
+            spmm_kernels.spmm_csr(csr, index, rows, None, "sum")
+        assert len(cached.names) <= 5, cached.names
+        assert len(rebuilt.names) >= len(cached.names) + 30
+    assert chunks.launches == 6 and combine.launches == 6  # the hub is split both ways
+
+
 def test_custom_op_registration():
     rowptr, col, transposed = make_graph(9, 14)
     x = torch.randn(9, 3, requires_grad=True)
     w = torch.randn(col.numel(), requires_grad=True)
     for reduce in ("mean", "max"):
-        torch.library.opcheck(spmm_csr, (rowptr, col, x, w, reduce, *transposed),
+        schedule = spmm_schedule(rowptr, col.numel(), transposed[0])
+        torch.library.opcheck(spmm_csr, (rowptr, col, x, w, reduce, *transposed, *schedule),
                               test_utils=("test_schema", "test_autograd_registration",
                                           "test_faketensor"))
 
@@ -307,12 +402,13 @@ def compile_every_variant(dtype="bf16"):
     spmm_types = dict(
         x_ptr=f"*{dtype}", col_ptr="*i32", weight_ptr=f"*{dtype}", edge_id_ptr="*i64",
         route_ptr="*i32", schedule_ptr="*i64", out_ptr=f"*{dtype}", argmax_ptr="*i32",
-        partial_ptr="*fp32", partial_arg_ptr="*i32", num_chunks="i32", num_features="i32",
-        stride_x="i32", stride_out="i32", stride_route="i32",
+        partial_ptr="*fp32", partial_arg_ptr="*i32", stride_schedule="i32",
+        num_features="i32", stride_x="i32", stride_out="i32", stride_route="i32",
     )
     combine_types = dict(
-        partial_ptr="*fp32", partial_arg_ptr="*i32", split_ptr="*i64", out_ptr=f"*{dtype}",
-        argmax_ptr="*i32", num_split="i32", num_features="i32", stride_out="i32",
+        partial_ptr="*fp32", partial_arg_ptr="*i32", schedule_ptr="*i64", out_ptr=f"*{dtype}",
+        argmax_ptr="*i32", stride_schedule="i32", num_chunks="i32", num_features="i32",
+        stride_out="i32",
     )
     sddmm_types = dict(
         row_ptr="*i64", col_ptr="*i32", a_ptr=f"*{dtype}", b_ptr=f"*{dtype}", route_ptr="*i32",
