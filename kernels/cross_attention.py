@@ -72,11 +72,15 @@ def _max_shared_memory(device_index: int) -> int:
     return triton.runtime.driver.active.utils.get_device_properties(device_index)["max_shared_mem"]
 
 
-def shared_bytes(block_m, block_n, block_d, stages, itemsize) -> int:
-    """Operand tiles a config keeps in shared memory: a q (or dO) tile of BLOCK_M rows and,
-    per pipeline stage, k and v tiles of BLOCK_N rows (an upper bound of what Triton
-    allocates for these kernels)."""
-    return itemsize * block_d * (2 * block_m + 2 * block_n * max(stages, 1))
+def shared_bytes(block_m, block_n, block_d, stages, itemsize, backward=False) -> int:
+    """An upper bound of the shared memory Triton gives a config (checked against compiled
+    sm_86/sm_90 kernels in tests/kernels/test_gpu_compile.py). Forward: a q tile and, per
+    pipeline stage, k and v tiles. Backward: q, dO, k, v tiles per stage and the fp32
+    score tile's layout conversions."""
+    stages = max(stages, 1)
+    if backward:
+        return itemsize * block_d * 2 * (block_m + block_n) * stages + 8 * block_m * block_n
+    return itemsize * block_d * (2 * block_m + 2 * block_n * stages)
 
 
 def _prune(configs, named_args, **kwargs):
@@ -84,9 +88,11 @@ def _prune(configs, named_args, **kwargs):
     block_d = named_args.get("BLOCK_D") or kwargs["BLOCK_D"]
     limit = _max_shared_memory(q.device.index or 0)
 
+    backward = "DOut" in named_args
+
     def size(c):
         return shared_bytes(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"], block_d, c.num_stages,
-                            q.element_size())
+                            q.element_size(), backward)
 
     return [c for c in configs if size(c) <= limit] or [min(configs, key=size)]
 
