@@ -17,8 +17,8 @@ import bench_system_step  # noqa: E402
 
 from astrobio.data.build import build_dataset  # noqa: E402
 from astrobio.data.dali import DALILoader, dali_available  # noqa: E402
-from astrobio.data.dataset import AstroBioDataset  # noqa: E402
 from astrobio.data.loader import make_loader  # noqa: E402
+from astrobio.data.reader import AstroBioDataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

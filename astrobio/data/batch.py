@@ -1,4 +1,9 @@
-"""`MultiModalBatch` and `multimodal_collate_fn`: a list of `PlanetSample` to batched tensors."""
+"""`MultiModalBatch` and `multimodal_collate_fn`: a list of `PlanetSample` to batched tensors.
+
+Variable lengths are padded to buckets (`astrobio.ops.buckets`): text to the bucket of the
+batch's longest, so batches share a few shapes and the kernels a few tuned configurations.
+The batch's graph carries its spmm schedule, built here once for every layer of the encoder.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,17 @@ import numpy as np
 import torch
 
 from astrobio.data.sample import PlanetSample
+from astrobio.ops.buckets import bucket
 from astrobio.ops.graph import GraphBatch, collate_graphs
+from astrobio.ops.spmm import spmm_schedule
 from astrobio.schema import MODALITIES, PAD_TOKEN_ID
 
 
 @dataclass
 class MultiModalBatch:
     """B planets. `graph` holds their metabolic networks as one `GraphBatch` (PyG's batching,
-    destination-sorted CSR and its transpose). Text is right-padded with `PAD_TOKEN_ID`."""
+    destination-sorted CSR and its transpose, their spmm schedule). Text is right-padded with
+    `PAD_TOKEN_ID` to the bucket of the longest."""
 
     climate: torch.Tensor  # [B, V, Z, H, W]
     spectrum: torch.Tensor  # [B, L]
@@ -71,7 +79,7 @@ def _stack(samples, name):
 
 def _pad_tokens(samples: list[PlanetSample]):
     ids = [s.input_ids if s.input_ids is not None else np.zeros(0, np.int64) for s in samples]
-    length = max(1, max(len(i) for i in ids))
+    length = bucket(max(len(i) for i in ids))
     input_ids = torch.full((len(ids), length), PAD_TOKEN_ID, dtype=torch.long)
     attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
     for row, tokens in enumerate(ids):
@@ -87,6 +95,7 @@ def multimodal_collate_fn(samples: list[PlanetSample]) -> MultiModalBatch:
                            [s.node_features.shape[0] for s in samples],
                            [s.edge_attr for s in samples],
                            [s.node_features for s in samples])
+    graph.spmm_schedule = spmm_schedule(graph.rowptr, graph.col.numel(), graph.rowptr_t)
     input_ids, attention_mask = _pad_tokens(samples)
     return MultiModalBatch(
         climate=_stack(samples, "climate"),

@@ -35,6 +35,7 @@ from torch import nn
 
 from astrobio.models.features import ModalityFeatures, learned_embeddings, merge_heads, split_heads
 from astrobio.ops import cross_attention, sddmm, spmm
+from astrobio.ops.buckets import bucket
 from astrobio.ops.graph import GraphBatch
 from astrobio.schema import N_EDGE_FEATURES, N_NODE_FEATURES
 
@@ -61,10 +62,12 @@ class GCNLayer(nn.Module):
     def forward(self, g: GraphBatch, h: torch.Tensor, edge_norm: torch.Tensor,
                 inv_degree: torch.Tensor) -> torch.Tensor:
         weight = edge_norm * torch.sigmoid(self.edge_gate(g.edge_attr)).squeeze(-1)
+        schedule = g.spmm_schedule
         agg = spmm(g.rowptr, g.col, h, weight, "sum",
-                   transposed=(g.rowptr_t, g.col_t, g.perm_t))
+                   transposed=(g.rowptr_t, g.col_t, g.perm_t), schedule=schedule)
         agg = agg + spmm(g.rowptr_t, g.col_t, h, weight[g.perm_t], "sum",
-                         transposed=(g.rowptr, g.col, g.inverse_perm_t))
+                         transposed=(g.rowptr, g.col, g.inverse_perm_t),
+                         schedule=None if schedule is None else schedule.transpose())
         agg = agg + h * inv_degree[:, None]
         return self.norm(h + F.gelu(self.linear(agg)))
 
@@ -149,8 +152,9 @@ class GraphVAE(nn.Module):
         has_nodes = counts > 0
         pooled = torch.where(has_nodes[:, None], pooled, 0.0)
 
-        # Pad each graph's nodes into [B, n_max, d] for attention pooling.
-        n_max = max(g.max_nodes, 1)
+        # Pad each graph's nodes into [B, n_max, d] for attention pooling, n_max a bucket so
+        # batches share a few attention shapes.
+        n_max = bucket(g.max_nodes)
         slot = torch.arange(z.shape[0], device=z.device) - g.ptr[g.batch]
         dense = z.new_zeros(n_graphs, n_max, d_model)
         dense = dense.index_put((g.batch, slot), self.node_proj(z))

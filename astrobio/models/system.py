@@ -30,6 +30,7 @@ from astrobio.models.graph_vae import GraphVAE
 from astrobio.models.llm import LLMOutput, MultiModalLLM
 from astrobio.models.param_encoder import ParamEncoder
 from astrobio.models.spectral_encoder import SpectralEncoder
+from astrobio.ops.buckets import bucket
 from astrobio.schema import MODALITIES
 
 
@@ -135,13 +136,17 @@ class UnifiedMultiModalSystem(nn.Module):
 
 
 def _check_text_fits(data: DataConfig, model: ModelConfig, llama_config) -> None:
-    """The tokenizer's ids and the longest text plus prefix must fit the LM (preset or loaded)."""
+    """The tokenizer's ids and the longest text plus prefix must fit the LM (preset or loaded);
+    collate pads text to the bucket of the longest (astrobio.ops.buckets), so that bucket must
+    fit too (every preset's max_text_tokens is itself a bucket)."""
     source = "model.llm" if model.llm.path is None else f"the LM at {model.llm.path!r}"
     if data.vocab_size > llama_config.vocab_size:
         raise ConfigError(f"data.vocab_size {data.vocab_size} exceeds the vocabulary of {source} "
                           f"({llama_config.vocab_size})")
     prefix = model.prefix_tokens
-    if data.max_text_tokens + prefix > llama_config.max_position_embeddings:
+    padded = bucket(data.max_text_tokens)
+    if padded + prefix > llama_config.max_position_embeddings:
         raise ConfigError(
-            f"data.max_text_tokens {data.max_text_tokens} + {prefix} prefix tokens exceed the "
-            f"max_position_embeddings of {source} ({llama_config.max_position_embeddings})")
+            f"data.max_text_tokens {data.max_text_tokens} (padded to {padded}) + {prefix} prefix "
+            f"tokens exceed the max_position_embeddings of {source} "
+            f"({llama_config.max_position_embeddings})")

@@ -16,11 +16,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from astrobio.ops._backend import requested_backend
+
+if TYPE_CHECKING:  # spmm imports this module (through spmm_cuda)
+    from astrobio.ops.spmm import SpmmSchedule
 
 try:
     from astrobio import _C
@@ -169,6 +173,8 @@ class GraphBatch:
     rowptr_t [N+1], col_t [E]   CSR by source (the transpose), `col_t` the destinations
     perm_t [E]                  position of each transposed edge in `edge_index`
     max_nodes                   nodes of the largest graph, a Python int (no device sync)
+    spmm_schedule               the triton spmm's work lists of this graph and its transpose
+                                (`astrobio.ops.spmm.spmm_schedule`, built by collate), or None
     """
 
     node_features: torch.Tensor
@@ -183,6 +189,7 @@ class GraphBatch:
     col_t: torch.Tensor
     perm_t: torch.Tensor
     max_nodes: int
+    spmm_schedule: SpmmSchedule | None = None
 
     @property
     def num_graphs(self) -> int:
@@ -198,7 +205,8 @@ class GraphBatch:
 
     def apply(self, fn) -> GraphBatch:
         """This graph with `fn` applied to every tensor (device moves, pinning)."""
-        return dataclasses.replace(self, **{
+        schedule = None if self.spmm_schedule is None else self.spmm_schedule.apply(fn)
+        return dataclasses.replace(self, spmm_schedule=schedule, **{
             f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)
             if isinstance(getattr(self, f.name), torch.Tensor)})
 

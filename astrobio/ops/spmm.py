@@ -104,9 +104,13 @@ class SpmmSchedule(NamedTuple):
     forward: torch.Tensor
     transposed: torch.Tensor | None = None
 
-    def to(self, device, non_blocking: bool = False) -> SpmmSchedule:
-        return SpmmSchedule(*(None if t is None else t.to(device, non_blocking=non_blocking)
-                              for t in self))
+    def apply(self, fn) -> SpmmSchedule:
+        """This schedule with `fn` applied to its tensors (device moves, pinning)."""
+        return SpmmSchedule(*(None if t is None else fn(t) for t in self))
+
+    def transpose(self) -> SpmmSchedule:
+        """The schedule of the transposed graph: for `spmm(rowptr_t, col_t, ...)`."""
+        return SpmmSchedule(self.transposed, self.forward)
 
 
 def _one_schedule(rowptr: torch.Tensor, num_edges: int) -> torch.Tensor:
@@ -122,9 +126,10 @@ def spmm_schedule(rowptr: torch.Tensor, num_edges: int,
                   rowptr_t: torch.Tensor | None = None) -> SpmmSchedule:
     """The schedule of the graph with CSR `rowptr [N+1]` (by destination) and `num_edges`
     edges, and of its transpose when `rowptr_t [M+1]` (by source) is given, for
-    `spmm(..., schedule=...)`. Built by the C++ extension for CPU tensors (one pass; move the
-    result with `.to(device)` alongside the batch), by torch ops on the tensors' device
-    otherwise. Depends on the graph only, not on features, dtype or reduce."""
+    `spmm(..., schedule=...)`. Built by the C++ extension for CPU tensors (one pass; move it
+    with the batch: `GraphBatch.apply`), by torch ops on the tensors' device
+    otherwise. Depends on the graph only, not on features, dtype or reduce; collate builds it
+    for each batch (`GraphBatch.spmm_schedule`)."""
     if rowptr.dim() != 1 or rowptr.numel() == 0 or rowptr.dtype not in INDEX_DTYPES:
         _fail(f"spmm_schedule: rowptr must be int32/int64 [N+1], got {rowptr.dtype} "
               f"{tuple(rowptr.shape)}")

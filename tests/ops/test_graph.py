@@ -13,6 +13,7 @@ from astrobio.ops.graph import (
     csr_from_edges,
     csr_from_edges_reference,
 )
+from astrobio.ops.spmm import spmm_schedule
 
 pytestmark = pytest.mark.skipif(graph._C is None, reason="astrobio._C is not built")
 
@@ -265,5 +266,11 @@ def test_collate_carries_node_features_and_moves_as_one(rng):
     assert torch.equal(out.perm_t[inverse], torch.arange(out.col.numel()))
     doubled = out.apply(lambda t: t * 2)
     assert torch.equal(doubled.rowptr, out.rowptr * 2) and doubled.max_nodes == out.max_nodes
+    assert doubled.spmm_schedule is None  # collate_graphs builds none; the batch collate does
+    out.spmm_schedule = spmm_schedule(out.rowptr, out.col.numel(), out.rowptr_t)
+    moved = out.apply(lambda t: t + 1)
+    assert torch.equal(moved.spmm_schedule.forward, out.spmm_schedule.forward + 1)
+    assert torch.equal(moved.spmm_schedule.transposed, out.spmm_schedule.transposed + 1)
+    assert torch.equal(out.spmm_schedule.transpose().forward, out.spmm_schedule.transposed)
     with pytest.raises(ValueError, match="graph 1: node_features has"):
         collate_graphs(edges, nodes, attrs, [features[0], features[1][:-1], *features[2:]])
