@@ -41,8 +41,8 @@ def small_config(*extra: str):
 
 
 def _model_test_helpers():
-    path = Path(__file__).parents[1] / "models" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_model_conftest", path)
+    path = Path(__file__).parents[1] / "models" / "model_inputs.py"
+    spec = importlib.util.spec_from_file_location("_model_inputs", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
