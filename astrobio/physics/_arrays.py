@@ -22,6 +22,8 @@ class ArrayLib:
     is_torch: bool
     sqrt: Any
     log10: Any
+    expm1: Any
+    arcsin: Any
     where: Any
     clip: Any
     abs: Any
@@ -36,10 +38,11 @@ class ArrayLib:
         return value
 
 
-_NUMPY = dict(sqrt=np.sqrt, log10=np.log10, where=np.where, clip=np.clip, abs=np.abs,
-              isfinite=np.isfinite, broadcast=np.broadcast_arrays)
-_TORCH = dict(sqrt=torch.sqrt, log10=torch.log10, where=torch.where, clip=torch.clamp,
-              abs=torch.abs, isfinite=torch.isfinite, broadcast=torch.broadcast_tensors)
+_NUMPY = dict(sqrt=np.sqrt, log10=np.log10, expm1=np.expm1, arcsin=np.arcsin, where=np.where,
+              clip=np.clip, abs=np.abs, isfinite=np.isfinite, broadcast=np.broadcast_arrays)
+_TORCH = dict(sqrt=torch.sqrt, log10=torch.log10, expm1=torch.expm1, arcsin=torch.asin,
+              where=torch.where, clip=torch.clamp, abs=torch.abs, isfinite=torch.isfinite,
+              broadcast=torch.broadcast_tensors)
 
 
 def as_arrays(*values) -> tuple[ArrayLib, list]:

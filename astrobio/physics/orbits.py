@@ -78,7 +78,34 @@ def semi_major_axis_from_period(period_days, stellar_mass):
     lib, (period, mass) = as_arrays(period_days, stellar_mass)
     require_positive(period, "period")
     require_positive(mass, "stellar_mass")
-    # AU^3 per (Msun day^2), so float32 tensors stay far from overflow.
-    k = SOLAR_GM_M3_S2 * SECONDS_PER_DAY**2 / (4.0 * math.pi**2 * AU_M**3)
-    return lib.finish((k * mass * period * period) ** (1.0 / 3.0))
+    return lib.finish((_KEPLER * mass * period * period) ** (1.0 / 3.0))
+
+
+def orbital_period(semi_major_axis, stellar_mass):
+    """Kepler's third law solved for the period in days (a in AU, M* in Msun; the inverse of
+    `semi_major_axis_from_period`)."""
+    lib, (a, mass) = as_arrays(semi_major_axis, stellar_mass)
+    require_positive(a, "semi_major_axis")
+    require_positive(mass, "stellar_mass")
+    return lib.finish(lib.sqrt(a * a * a / (_KEPLER * mass)))
+
+
+def transit_duration(period_days, stellar_radius, semi_major_axis, radius_ratio=0.0,
+                     impact_parameter=0.0):
+    """First-to-fourth-contact duration in hours of a circular orbit seen edge-on enough to
+    transit (Winn 2010, "Transits and Occultations", eq. 14 with sin i = 1):
+    T = (P / pi) arcsin((R* / a) sqrt((1 + k)^2 - b^2)), k = Rp / R*, b the impact parameter
+    (Earth across the Sun, b = 0: 13.0 h). R* in Rsun, a in AU."""
+    lib, (period, radius, a, k, b) = as_arrays(period_days, stellar_radius, semi_major_axis,
+                                               radius_ratio, impact_parameter)
+    require_positive(period, "period")
+    require_positive(radius, "stellar_radius")
+    require_positive(a, "semi_major_axis")
+    require((b >= 0) & (b < 1 + k), b, "impact_parameter", "in [0, 1 + Rp/R*)")
+    chord = radius * (SOLAR_RADIUS_M / AU_M) / a * lib.sqrt((1.0 + k) ** 2 - b * b)
+    return lib.finish(24.0 * period / math.pi * lib.arcsin(lib.clip(chord, 0.0, 1.0)))
+
+
+# AU^3 per (Msun day^2), so float32 tensors stay far from overflow.
+_KEPLER = SOLAR_GM_M3_S2 * SECONDS_PER_DAY**2 / (4.0 * math.pi**2 * AU_M**3)
 
