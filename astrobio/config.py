@@ -68,6 +68,9 @@ class DataConfig:
     test_fraction: float = fraction(0.25)
     shard_size: int = at_least(256, 1)
     missing_modality_rate: float = fraction(0.1, closed=True)
+    # Synthetic climates from the clero emulator where it applies (False: the energy-balance
+    # model everywhere, for machines without clero; a different dataset, named as such).
+    clero: bool = True
 
     @property
     def climate_shape(self) -> tuple[int, int, int, int]:

@@ -83,6 +83,7 @@ def manifest_record(sample: PlanetSample, index: int, split: str, shard: str,
         "labels": {label: dtype.type(getattr(sample, label)).item()  # as the arrays hold it
                    for label, dtype in LABELS.items()},
         "present": {m: bool(v) for m, v in zip(MODALITIES, sample.present, strict=True)},
+        **({"provenance": sample.provenance} if sample.provenance else {}),
         "n_nodes": int(sample.node_features.shape[0]),
         "n_edges": int(sample.edge_index.shape[1]),
         "text": sample.text,
@@ -102,6 +103,9 @@ def split_summary(records: list[dict]) -> dict:
         "biosignature": {str(k): v for k, v in sorted(Counter(
             lab["biosignature"] for lab in labelled).items())},
         "present": {m: sum(r["present"][m] for r in records) for m in MODALITIES},
+        "climate_models": {role: dict(sorted(Counter(
+            r["provenance"][f"{role}_climate"] for r in records if "provenance" in r).items()))
+            for role in ("truth", "observer")},
     }
 
 
@@ -190,6 +194,12 @@ def _readme(card: dict) -> str:
         classes = " | ".join(str(s["habitability_class"][c]) for c in HABITABILITY_CLASSES)
         lines.append(f"| {split} | {s['count']} | {s['labelled']} | "
                      f"{s['habitable'].get('0', 0)}/{s['habitable'].get('1', 0)} | {classes} |")
+    lines += ["", "Climate models per split (the truth's and the observer's datacube's; each "
+              "planet's in `manifest.jsonl` under `provenance`):", ""]
+    for split, s in card["splits"].items():
+        models = "; ".join(f"{role}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                           for role, counts in s["climate_models"].items() if counts)
+        lines.append(f"- {split}: {models or 'none recorded'}")
     return "\n".join(lines) + "\n"
 
 

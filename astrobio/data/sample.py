@@ -64,6 +64,7 @@ class PlanetSample:
     params         float32 [P]           as `schema.PARAM_NAMES`
     text           str                   a description; `input_ids` is its tokenisation
     present        bool    [M]           as `schema.MODALITIES`
+    provenance     dict or None          a synthetic planet's metadata (`synthetic.generator`)
     Labels are `UNKNOWN_LABEL` (and `has_targets` False) for planets whose truth is unknown.
     """
 
@@ -84,6 +85,7 @@ class PlanetSample:
     biosignature: int = UNKNOWN_LABEL
     has_targets: bool = False
     input_ids: np.ndarray | None = field(default=None, repr=False)
+    provenance: dict | None = field(default=None, repr=False)
 
     @classmethod
     def blank(cls, planet_id: str, climate_shape: tuple[int, int, int, int],

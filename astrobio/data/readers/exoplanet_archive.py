@@ -11,7 +11,6 @@ derived where physics allows and otherwise make the row bad:
                               planets' masses do not follow from their radii)
     pl_orbeccen               0 (circular) when blank
     pl_insol                  L / (a^2 sqrt(1 - e^2)) when blank
-    pl_eqt                    for the text only: Teff sqrt(R*/2a) (1-A)^(1/4), A = 0.3
 
 Values outside `PLAUSIBLE_RANGES` (the sample's `schema.PARAM_RANGES` and the ranges of the
 columns only used to derive them) are errors (most likely wrong units), and so is an `st_lum`
@@ -22,6 +21,10 @@ is not silently dropped), and a column name may appear once. Every bad row is re
 `on_error="raise"` (default) raises one `DataError` listing all of them (its file, sample and
 field are those of the first); `on_error="skip"` warns with the same list and returns the
 good rows. Labels are unknown (`has_targets` False).
+
+The text is written by the template family synthetic planets use
+(`astrobio.data.description`) from the values the row gives, never from derived ones, so it
+states only what was measured.
 """
 
 from __future__ import annotations
@@ -37,29 +40,23 @@ import numpy as np
 
 from astrobio import physics
 from astrobio.config import DataConfig
+from astrobio.data.description import describe, name_rng
 from astrobio.data.sample import PlanetSample
 from astrobio.errors import DataError
-from astrobio.physics.habitable_zone import TEFF_RANGE_K
 from astrobio.schema import PARAM_NAMES, PARAM_RANGES
 
-NUMERIC_COLUMNS = (*PARAM_NAMES, "st_logg", "pl_orbper", "pl_eqt")
+NUMERIC_COLUMNS = (*PARAM_NAMES, "st_logg", "pl_orbper")
 PLAUSIBLE_RANGES = {  # after conversion to the sample's units
     **PARAM_RANGES,
     "st_logg": (-1.0, 9.0),  # log10 cm s^-2
     "pl_orbper": (1e-3, 1e9),  # days
-    "pl_eqt": (1.0, 1e5),  # K
 }
-TEXT_ALBEDO = 0.3
+# description fact -> archive column
+TEXT_FACTS = {"teff": "st_teff", "st_rad": "st_rad", "st_mass": "st_mass", "st_lum": "st_lum",
+              "period": "pl_orbper", "a": "pl_orbsmax", "e": "pl_orbeccen", "radius": "pl_rade",
+              "mass": "pl_bmasse", "insolation": "pl_insol"}
 SOLAR_LOGG_CGS = 4.438
 ON_ERROR = ("raise", "skip")
-
-# Spectral classes by Teff (K), hottest first.
-SPECTRAL_CLASSES = ((30000, "O"), (10000, "B"), (7500, "A"), (6000, "F"), (5200, "G"),
-                    (3700, "K"), (2400, "M"))
-# Kepler size classes (Borucki et al. 2011), upper radius bound in Earth radii.
-SIZE_CLASSES = ((1.25, "an Earth-size planet"), (2.0, "a super-Earth"),
-                (6.0, "a Neptune-size planet"), (15.0, "a Jupiter-size planet"),
-                (math.inf, "a planet larger than Jupiter"))
 
 
 class _RowError(Exception):
@@ -72,60 +69,16 @@ def _number(value: str) -> float:
     return math.nan if value.strip() == "" else float(value)
 
 
-def _habitable_zone_sentence(params: Mapping[str, float]) -> str:
-    teff = params["st_teff"]
-    low, high = TEFF_RANGE_K
-    if not low <= teff <= high:
-        return (f"Its star is outside the {low:.0f}-{high:.0f} K range of the Kopparapu et al. "
-                f"habitable-zone fits.")
-    flux = physics.habitable_zone_flux(teff, planet_mass=params["pl_bmasse"],
-                                       out_of_range="clamp")
-    hz = {k: math.sqrt(params["st_lum"] / float(v)) for k, v in flux.items()
-          if not k.endswith("_clamped")}
-    s = params["pl_insol"]
-    span = (f"(conservative {hz['runaway_greenhouse']:.3g}-{hz['maximum_greenhouse']:.3g} AU, "
-            f"optimistic {hz['recent_venus']:.3g}-{hz['early_mars']:.3g} AU)")
-    if s > flux["recent_venus"]:
-        where = "inside the inner edge of the habitable zone"
-    elif s < flux["early_mars"]:
-        where = "beyond the outer edge of the habitable zone"
-    elif flux["maximum_greenhouse"] <= s <= flux["runaway_greenhouse"]:
-        where = "within the conservative habitable zone"
-    else:
-        where = "within the optimistic but not the conservative habitable zone"
-    return f"By its insolation it lies {where} {span}."
-
-
-def describe_planet(name: str, params: Mapping[str, float], host: str | None = None,
-                    equilibrium_temperature: float | None = None) -> str:
-    """A short English description of a planet from its parameters.
-
-    `params` maps every name of `schema.PARAM_NAMES` to a value in the sample's units (linear
-    luminosity). `equilibrium_temperature` (K) defaults to full redistribution with albedo 0.3.
-    The habitable-zone sentence compares the insolation with Kopparapu et al. (2014), the
-    planet's mass clamped to the fits' 0.1-5 Earth masses.
-    Used for archive planets here and available to the synthetic generator, so both speak
-    alike.
-    """
-    p = {key: float(params[key]) for key in PARAM_NAMES}
-    if equilibrium_temperature is None:
-        equilibrium_temperature = float(physics.equilibrium_temperature(
-            p["st_teff"], p["st_rad"], p["pl_orbsmax"], TEXT_ALBEDO, p["pl_orbeccen"]))
-    spectral = next((c for t, c in SPECTRAL_CLASSES if p["st_teff"] >= t), "brown-dwarf")
-    size = next(c for r, c in SIZE_CLASSES if p["pl_rade"] < r)
-    density = p["pl_bmasse"] / p["pl_rade"] ** 3
-    star = host or "its star"
-    return (
-        f"{name} is {size} of {p['pl_rade']:.3g} Earth radii and {p['pl_bmasse']:.3g} Earth "
-        f"masses (bulk density {density:.2g} times Earth's) orbiting {star}, "
-        f"{'an' if spectral in ('A', 'F', 'M', 'O') else 'a'} {spectral}-type star with "
-        f"effective temperature {p['st_teff']:.0f} K, luminosity {p['st_lum']:.3g} Lsun, "
-        f"radius {p['st_rad']:.3g} Rsun and mass {p['st_mass']:.3g} Msun. "
-        f"Its orbit has a semi-major axis of {p['pl_orbsmax']:.3g} AU and eccentricity "
-        f"{p['pl_orbeccen']:.2g}; it receives {p['pl_insol']:.3g} times Earth's insolation, "
-        f"for an equilibrium temperature near {equilibrium_temperature:.0f} K. "
-        + _habitable_zone_sentence(p)
-    )
+def describe_planet(name: str, measured: Mapping[str, float], host: str | None = None) -> str:
+    """A planet's description from its `measured` values (archive column names, the sample's
+    units; blank or NaN values are left out), in the template family of the synthetic
+    planets (`astrobio.data.description`), phrased the same way every time."""
+    facts = {"name": name, "host": host}
+    for fact, column in TEXT_FACTS.items():
+        value = measured.get(column)
+        if value is not None and math.isfinite(value):
+            facts[fact] = float(value)
+    return describe(facts, name_rng(name))
 
 
 def _physics(field: str, function, *args) -> float:
@@ -180,7 +133,7 @@ def _stellar(v: dict[str, float], log_lum: float) -> None:
 def _planetary(v: dict[str, float]) -> None:
     """Fill the planet's radius, mass, orbit and insolation in place."""
     for field in ("pl_rade", "pl_bmasse", "pl_orbsmax", "pl_orbper", "pl_orbeccen",
-                  "pl_insol", "pl_eqt"):
+                  "pl_insol"):
         _check_range(v, field)
     if math.isnan(v["pl_rade"]) and math.isnan(v["pl_bmasse"]):
         raise _RowError("pl_rade", "missing, and so is pl_bmasse; need at least one")
@@ -213,12 +166,12 @@ def _row_sample(row: dict[str, str], data_config: DataConfig) -> PlanetSample:
         if math.isinf(values[column]):
             raise _RowError(column, f"{text!r} is infinite")
     log_lum, values["st_lum"] = values["st_lum"], math.nan
+    measured = dict(values)  # before anything is derived
     _stellar(values, log_lum)
     _planetary(values)
+    measured["st_lum"] = values["st_lum"] if not math.isnan(log_lum) else math.nan
     name = row["pl_name"].strip()
-    eqt = None if math.isnan(values["pl_eqt"]) else values["pl_eqt"]
-    text = describe_planet(name, values, host=row.get("hostname", "").strip() or None,
-                           equilibrium_temperature=eqt)
+    text = describe_planet(name, measured, host=row.get("hostname", "").strip() or None)
     sample = PlanetSample.blank(name, data_config.climate_shape, data_config.spectrum_bins)
     params = np.array([values[k] for k in PARAM_NAMES], np.float32)
     sample = dataclasses.replace(sample, params=params, text=text)

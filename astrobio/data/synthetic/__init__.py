@@ -52,11 +52,7 @@ its mean surface temperature off by N(0, 15 K); the other three see the planet a
   thermometer independent of the climate model's.
 """
 
-from astrobio.data.synthetic.generator import (
-    GENERATOR_VERSION,
-    VARIATES,
-    generate_sample,
-    generate_samples,
-)
+from astrobio.data.synthetic.draws import VARIATES
+from astrobio.data.synthetic.generator import GENERATOR_VERSION, generate_sample, generate_samples
 
 __all__ = ["GENERATOR_VERSION", "VARIATES", "generate_sample", "generate_samples"]

@@ -1,4 +1,5 @@
-"""Each synthetic planet's metabolic graph: which reactions of one shared network run there.
+"""Each synthetic planet's metabolic graph: which reactions of one shared network its inferred
+environment could run.
 
 The network (built once per process) joins three parts through shared environmental species
 (co2_e, h2o_e, o2_e, h2_e, ch4_e, ...):
@@ -13,14 +14,19 @@ The network (built once per process) joins three parts through shared environmen
   and CH4), photolysis of H2O and CO2 (abiotic O2), lightning, HCN photochemistry, sulfur
   chemistry and, in H2 envelopes, NH3 and CH4 equilibrium chemistry.
 
-The environment decides what runs. Life (biosignature = 1) switches on the biosphere: aerobic
-respiration needs O2 (mixing ratio > 1e-3), fermentation runs without it (and sometimes with),
-photosynthesis on oxygenic worlds, methanogenesis on anoxic ones (sometimes on oxygenic ones);
-every other core reaction is kept with probability 0.92, and biological activity scales with
-temperature (Q10 = 2 below 298 K). Water-rock reactions need liquid water (or, on half the
-frozen worlds, a subsurface ocean), photolysis needs the gas, lightning a convective cloudy
-atmosphere. Reactions that do not run are dropped, so graphs differ in size and shape; the
-metabolic hubs (ATP, H2O, NADH, H+) keep their high degree whenever the biosphere runs.
+The environment decides what runs, and it is the environment the observer infers
+(`observer`: the retrieved air, the climate model's surface), never the planet's hidden truth:
+the graph is the metabolism that environment could support, whether or not life is there.
+Where the inferred surface holds liquid water (`water.has_liquid_water`) under a secondary
+atmosphere, a biosphere could run: the core metabolism (every core
+reaction kept with probability 0.92), aerobic respiration where the retrieved O2 exceeds 1e-3,
+fermentation without it (and sometimes with), oxygenic photosynthesis and
+hydrogenotrophic methanogenesis where CO2 exceeds 1e-5 (methanogens only in anoxic air, or
+sometimes beside O2), NO reduction where the air is oxic; biological activity scales with
+temperature (Q10 = 2 below 298 K). Water-rock reactions need liquid water, photolysis needs
+the gas, lightning a convective cloudy atmosphere, volcanism is assumed on planets of at least
+0.3 Earth masses. Reactions that do not run are dropped, so graphs differ in size and shape;
+the metabolic hubs (ATP, H2O, NADH, H+) keep their high degree whenever the biosphere runs.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from astrobio.data.metabolism import ReactionNetwork, bundled_model
 
 # E. coli core reaction groups (BiGG ids of cobra's textbook model).
 AEROBIC = ("CYTBD", "NADH16", "O2t", "EX_o2_e")
+OXYGEN_EXPORT = ("O2t", "EX_o2_e")
 FERMENTATION = ("PFL", "ALCD2x", "ACALD", "ACALDt", "LDH_D", "D_LACt2", "ACKr", "PTAr", "ACt2r",
                 "ETOHt2r", "FORt2", "FORti", "FRD7", "EX_ac_e", "EX_etoh_e", "EX_for_e",
                 "EX_lac__D_e", "EX_acald_e")
@@ -117,6 +124,7 @@ def _groups() -> dict[str, np.ndarray]:
     index = lambda ids: np.array([position[r] for r in ids], np.int64)
     core_ids = [r.id for r in bundled_model("textbook").reactions]
     groups = {"core": index(core_ids), "aerobic": index(AEROBIC),
+              "oxygen_export": index(OXYGEN_EXPORT),
               "fermentation": index(FERMENTATION), "always": index(ALWAYS),
               "photosynthesis": index(PHOTOSYNTHESIS), "methanogenesis": index(METHANOGENESIS),
               "denitrification": index(DENITRIFICATION)}
@@ -127,9 +135,9 @@ def _groups() -> dict[str, np.ndarray]:
 def reaction_activity(env: dict, rng: np.random.Generator) -> np.ndarray:
     """Per-reaction activity [R] in [0, 1] of `planet_network()` for one planet.
 
-    `env` holds scalars: life, oxygenic, liquid (surface liquid water), subsurface_ocean,
-    airless, gaseous, volcanic, temperature (K), pressure (bar), cloud_cover and x (the mixing
-    ratios by gas name)."""
+    `env` holds the observer's scalars: liquid (liquid surface water), airless, gaseous,
+    volcanic, temperature (K), pressure (bar), cloud_cover and x (the mixing ratios by gas
+    name)."""
     g = _groups()
     n = len(planet_network().reaction_ids)
     # a fixed number of draws whatever runs, so the planet's random stream stays aligned
@@ -139,18 +147,18 @@ def reaction_activity(env: dict, rng: np.random.Generator) -> np.ndarray:
     on = np.zeros(n, bool)
     x = env["x"]
     atmosphere = not env["airless"]
-    water = env["liquid"] or env["subsurface_ocean"]
+    surface = not env["gaseous"]
+    water = env["liquid"] and surface and atmosphere
     geochemistry = {
-        "METAM": env["volcanic"] and not env["gaseous"],
-        "WEATH": env["liquid"] and not env["gaseous"],
-        "SERP": water and not env["gaseous"],
-        "FTT": water and not env["gaseous"],
-        "SULF": env["volcanic"] and atmosphere and not env["gaseous"],
+        "METAM": env["volcanic"] and surface,
+        "WEATH": water,
+        "SERP": water,
+        "FTT": water,
+        "SULF": env["volcanic"] and atmosphere and surface,
         "H2OPHOT": atmosphere and x["H2O"] > 1e-4,
         "CO2PHOT": atmosphere and x["CO2"] > 1e-4,
         "COOX": atmosphere and x["CO2"] > 1e-4 and x["O2"] > 1e-6,
-        "LIGHT": atmosphere and not env["gaseous"] and env["pressure"] > 0.1
-        and env["cloud_cover"] > 0.1,
+        "LIGHT": atmosphere and surface and env["pressure"] > 0.1 and env["cloud_cover"] > 0.1,
         "HCN": atmosphere and x["CH4"] > 1e-5,
         "CH4OX": atmosphere and x["CH4"] > 1e-7 and x["O2"] > 1e-4,
         "NH3SYN": env["gaseous"] or (water and ammonia < 0.3),
@@ -159,19 +167,20 @@ def reaction_activity(env: dict, rng: np.random.Generator) -> np.ndarray:
     for rid, runs in geochemistry.items():
         on[g[rid]] = runs
     activity = jitter.copy()
-    if env["life"]:
+    if water:
         oxic = x["O2"] > 1e-3
+        carbon = x["CO2"] > 1e-5
         core = g["core"]
         on[core] = draws[core] < CORE_KEEP
         on[g["always"]] = True
         on[g["aerobic"]] = oxic
         fermenting = (not oxic) or facultative < 0.3
         on[g["fermentation"]] = fermenting & (draws[g["fermentation"]] < CORE_KEEP)
-        on[g["photosynthesis"]] = env["oxygenic"]
-        if env["oxygenic"]:
-            on[g["aerobic"]] = True  # photosynthesis exports O2 through O2t
-        on[g["methanogenesis"]] = (not env["oxygenic"]) or methanogens < 0.5
-        on[g["denitrification"]] = env["oxygenic"] and denitrifiers < 0.7
+        on[g["photosynthesis"]] = carbon
+        if carbon:
+            on[g["oxygen_export"]] = True  # photosynthesis exports its O2 through O2t
+        on[g["methanogenesis"]] = carbon and ((not oxic) or methanogens < 0.5)
+        on[g["denitrification"]] = oxic and denitrifiers < 0.7
         biological = np.zeros(n, bool)
         for name in ("core", "photosynthesis", "methanogenesis", "denitrification"):
             biological[g[name]] = True

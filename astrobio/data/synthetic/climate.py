@@ -1,4 +1,5 @@
-"""Energy-balance climate: the mean surface temperature and the [4, Z, H, W] datacube.
+"""Energy-balance climate: the mean surface temperature and the [4, Z, H, W] datacube, for every
+planet outside the domain of the `emulator` (clero), the planet's own and the observer's.
 
 Mean surface temperature (K), grey-atmosphere radiative equilibrium (Eddington
 approximation; Pierrehumbert 2010, Principles of Planetary Climate, sec. 4.3):
@@ -28,10 +29,10 @@ from 0 to 360 degrees:
   Wetherald 1967), so q never exceeds saturation.
 - cloud fraction: Sundqvist et al. (1989), C = 1 - sqrt((1 - RH) / (1 - RH_crit)) above
   RH_crit, with extra convective moisture under the substellar point of locked planets.
-- surface_liquid_water: level 0 is the liquid fraction of the surface (ocean fraction where the
-  surface is between 273.15 K and the boiling point at the surface pressure, 0 over ice, land
-  and boiling seas); levels above hold the liquid share of the
-  cloud (all liquid above 273.15 K, all ice below 253.15 K, linear between).
+- surface_liquid_water: level 0 is the liquid fraction of the surface (the ocean fraction
+  where a cell holds liquid water by `water.liquid_cells`, 0 over ice, land and boiling or
+  sterilising seas); levels above hold the liquid share of the cloud (all liquid above
+  273.15 K, all ice below 253.15 K, linear between).
 Airless bodies have only the surface level (the rest is 0); gaseous planets have no surface,
 their level 0 is the 10-bar level and their "surface temperature" is the 1-bar temperature.
 """
@@ -45,12 +46,13 @@ import numpy as np
 
 from astrobio import physics
 from astrobio.data.synthetic.rows import row_matmul
+from astrobio.data.synthetic.water import (
+    KELVIN_FREEZE,
+    liquid_cells,
+    saturation_vapour_pressure,
+    uniform_latitude_weights,
+)
 
-KELVIN_FREEZE = 273.15
-E_TRIPLE_PA = 611.2
-R_VAPOUR = 461.5  # J kg^-1 K^-1
-LATENT_VAPORISATION = 2.5e6  # J kg^-1
-LATENT_SUBLIMATION = 2.834e6
 EPSILON = 0.622  # m_water / m_dry_air
 
 C_DRY = 0.0137  # per bar^2
@@ -67,21 +69,6 @@ KAPPA_DRY = 2.0 / 7.0
 RH_CRIT = 0.6
 ICE_ALL_K = 253.15
 GASEOUS_BOTTOM_BAR = 10.0
-
-
-def saturation_vapour_pressure(temperature):
-    """e_s(T) in Pa, Clausius–Clapeyron over liquid water (over ice below 273.15 K)."""
-    t = np.asarray(temperature)
-    t = t if t.dtype in (np.float32, np.float64) else t.astype(np.float64)
-    latent = np.where(t >= KELVIN_FREEZE, t.dtype.type(LATENT_VAPORISATION / R_VAPOUR),
-                      t.dtype.type(LATENT_SUBLIMATION / R_VAPOUR))
-    return E_TRIPLE_PA * np.exp(latent * (1.0 / KELVIN_FREEZE - 1.0 / t))
-
-
-def boiling_temperature(pressure_bar):
-    """The temperature (K) at which e_s reaches `pressure_bar` (liquid branch of `e_s`)."""
-    p = np.maximum(np.asarray(pressure_bar, np.float64) * 1e5, E_TRIPLE_PA)
-    return 1.0 / (1.0 / KELVIN_FREEZE - R_VAPOUR / LATENT_VAPORISATION * np.log(p / E_TRIPLE_PA))
 
 
 def _water_term(teq, pressure_bar, water):
@@ -146,6 +133,12 @@ def _grid(levels: int, lat: int, lon: int):
 N_WEATHER_MODES = 8
 
 
+def liquid_cloud_share(temperature):
+    """The liquid share of cloud at `temperature` (K): all liquid above 273.15 K, all ice
+    below 253.15 K, linear between."""
+    return np.clip((temperature - ICE_ALL_K) / (KELVIN_FREEZE - ICE_ALL_K), 0.0, 1.0)
+
+
 def equator_pole_contrast(pressure_bar):
     return 80.0 / (1.0 + pressure_bar)
 
@@ -154,16 +147,10 @@ def day_night_contrast(pressure_bar):
     return 150.0 / (1.0 + 2.0 * pressure_bar)
 
 
-def warmest_surface(ts, pressure_bar, locked):
-    """The warmest surface temperature (K) of the mean-state pattern: the equator of a fast
-    rotator, the substellar point of a locked planet."""
-    return ts + np.where(locked, day_night_contrast(pressure_bar),
-                         equator_pole_contrast(pressure_bar) / 3.0)
-
-
 def datacube(ts, teq, pressure_bar, airless, gaseous, locked, rh_surface, ocean_fraction,
              weather, shape: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The climate cubes [B, 4, Z, H, W] (float32) and each planet's cloud cover [B].
+    """The climate cubes [B, 4, Z, H, W] (float32) and each planet's cloud cover [B] (the
+    area-weighted mean of each column's largest cloud fraction).
 
     Every argument is an array [B]; `weather` [B, N_WEATHER_MODES] holds standard normals that
     weight smooth patterns (T anomalies of ~1.5 K, RH anomalies of ~15 %)."""
@@ -204,14 +191,12 @@ def datacube(ts, teq, pressure_bar, airless, gaseous, locked, rh_surface, ocean_
     vapour = np.minimum(rh * saturation_vapour_pressure(temperature), pressure_pa)
     np.divide(EPSILON * vapour, pressure_pa - (1.0 - EPSILON) * vapour, out=humidity)
     np.subtract(1.0, np.sqrt(np.clip((1.0 - rh) / (1.0 - RH_CRIT), 0.0, 1.0)), out=cloud)
-    np.multiply(cloud, np.clip((temperature - ICE_ALL_K) / (KELVIN_FREEZE - ICE_ALL_K),
-                               0.0, 1.0), out=liquid)
-    boiling = boiling_temperature(p_bottom).astype(np.float32)
-    liquid[:, 0] = col(ocean_fraction) * ((surface > KELVIN_FREEZE) & (surface < boiling)
-                                          & ~gaseous)
+    np.multiply(cloud, liquid_cloud_share(temperature), out=liquid)
+    liquid[:, 0] = col(ocean_fraction) * (liquid_cells(surface, col(pressure_bar)) & ~gaseous)
 
     bare_rock = airless[:, 0, 0]
     cube[bare_rock, :, 1:] = 0.0
     cube[bare_rock, 1:, 0] = 0.0
-    cloud_cover = cloud.max(axis=1).mean(axis=(1, 2), dtype=np.float64) * ~bare_rock
+    cloud_cover = (cloud.max(axis=1).mean(axis=2, dtype=np.float64)
+                   * uniform_latitude_weights(lat)).sum(axis=1) * ~bare_rock
     return cube, cloud_cover

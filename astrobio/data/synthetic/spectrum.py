@@ -1,4 +1,4 @@
-"""Transmission spectra on `schema.wavelength_grid(L)`: depth, JWST-like noise and a mask.
+"""Transmission spectra on `schema.wavelength_grid(L)`: the planet's depth, and what JWST records.
 
 Depth in ppm, linearised in the atmosphere's height (the design's feature amplitude):
 
@@ -12,12 +12,10 @@ is flat), and raised to the cloud deck's ln(P / p_cloud) times the cloud cover, 
 the features below it. Bands are the intrinsic width broadened to the grid's resolution,
 area-preserving, so a narrow band is never lost between bin centres.
 
-Noise: a JWST-like 1-sigma uncertainty per bin, 25 ppm at J = 9 for NIRSpec PRISM (0.6-5.3 um)
-rising to the red, 2.5 times that for MIRI LRS (5-12 um), scaled by 10^(0.2 (J - 9)) /
-sqrt(transits) and floored at 5 / 15 ppm (the instruments' systematics); the observed depth is
-the model plus a Gaussian draw from it. Mask: both instruments, NIRSpec only or MIRI only
-(50 / 35 / 15 %); NIRSpec saturates at 0.9-1.9 um for J < 8.5; a 3.72-3.82 um detector gap in
-half the NIRSpec visits; 2 % of bins lost at random. Unobserved bins hold 0 depth and 0 error.
+What is recorded (`observe`): the depth times the stellar contamination factor
+(`contamination`), plus Gaussian noise of the programme's per-bin uncertainty (`observing`),
+on the bins the programme's instruments cover (`observing.coverage`); unobserved bins hold 0
+depth and 0 error.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ import math
 
 import numpy as np
 
-from astrobio.data.synthetic.planets import GASES
+from astrobio.data.synthetic.atmosphere import GASES
 from astrobio.data.synthetic.rows import row_matmul
 from astrobio.schema import wavelength_grid
 
@@ -48,14 +46,6 @@ BANDS = {
 ABUNDANCE_FLOOR = 1e-9
 TOP_PRESSURE_BAR = 1e-6
 RAYLEIGH_EDGE_UM = 0.9
-
-NIRSPEC_UM = (0.6, 5.3)
-MIRI_UM = (5.0, 12.0)
-SATURATION_UM = (0.9, 1.9)
-SATURATION_J = 8.5
-GAP_UM = (3.72, 3.82)
-BAD_BIN_RATE = 0.02
-INSTRUMENT_CHOICES = (0.5, 0.85)  # cumulative: both, NIRSpec only, MIRI only
 
 BOLTZMANN = 1.380649e-23
 ATOMIC_MASS = 1.66053907e-27
@@ -80,16 +70,9 @@ def band_profiles(n_bins: int) -> np.ndarray:
 
 
 @functools.cache
-def _grid_terms(n_bins: int):
-    grid = wavelength_grid(n_bins)
-    rayleigh = 4.0 * np.maximum(np.log(RAYLEIGH_EDGE_UM / grid), 0.0)
-    in_nirspec = (grid >= NIRSPEC_UM[0]) & (grid <= NIRSPEC_UM[1])
-    in_miri = (grid >= MIRI_UM[0]) & (grid <= MIRI_UM[1])
-    saturated = (grid >= SATURATION_UM[0]) & (grid <= SATURATION_UM[1])
-    gap = (grid >= GAP_UM[0]) & (grid <= GAP_UM[1])
-    nirspec_shape = np.maximum(25.0 * (1.0 + 0.5 * (grid / 3.0) ** 2), 5.0)
-    miri_shape = 2.5 * 25.0 * (1.0 + (grid / 8.0) ** 2)
-    return grid, rayleigh, in_nirspec, in_miri, saturated, gap, nirspec_shape, miri_shape
+def rayleigh_profile(n_bins: int) -> np.ndarray:
+    """[L] scale heights of Rayleigh opacity of a 1-bar atmosphere."""
+    return 4.0 * np.maximum(np.log(RAYLEIGH_EDGE_UM / wavelength_grid(n_bins)), 0.0)
 
 
 def scale_height_m(teq, mu, planet_mass, planet_radius) -> np.ndarray:
@@ -101,7 +84,7 @@ def scale_height_m(teq, mu, planet_mass, planet_radius) -> np.ndarray:
 def model_depth(x, scale_height, planet_radius, star_radius, pressure_bar, cloud_cover,
                 cloud_deck, n_bins: int) -> np.ndarray:
     """Noise-free depth [B, L] in ppm (module docstring); `cloud_deck` = p_cloud / P."""
-    _, rayleigh, *_ = _grid_terms(n_bins)
+    rayleigh = rayleigh_profile(n_bins)
     abundance = np.log10(np.maximum(x, ABUNDANCE_FLOOR) / ABUNDANCE_FLOOR)
     n = (row_matmul(abundance, band_profiles(n_bins))
          + rayleigh * np.minimum(pressure_bar, 1.0)[:, None])
@@ -114,25 +97,11 @@ def model_depth(x, scale_height, planet_radius, star_radius, pressure_bar, cloud
         rs[:, None] ** 2)
 
 
-def observe(depth: np.ndarray, j_mag: float, transits: int, u_instrument: float,
-            u_gap: float, rng: np.random.Generator):
-    """One planet's observed (depth, error, mask), float32/float32/bool [L]."""
-    n_bins = depth.shape[0]
-    _, _, in_nirspec, in_miri, saturated, gap, nirspec_shape, miri_shape = _grid_terms(n_bins)
-    use_nirspec = u_instrument < INSTRUMENT_CHOICES[1]
-    use_miri = (u_instrument < INSTRUMENT_CHOICES[0]) | (u_instrument >= INSTRUMENT_CHOICES[1])
-    nirspec = in_nirspec & use_nirspec
-    if j_mag < SATURATION_J:
-        nirspec = nirspec & ~saturated
-    if u_gap < 0.5:
-        nirspec = nirspec & ~gap
-    mask = nirspec | (in_miri & use_miri)
-    mask &= rng.random(n_bins) >= BAD_BIN_RATE
-    if not mask.any():
-        mask = in_nirspec if use_nirspec else in_miri
-    brightness = 10.0 ** (0.2 * (j_mag - 9.0)) / math.sqrt(transits)
-    error = np.where(nirspec, np.maximum(nirspec_shape * brightness, 5.0),
-                     np.maximum(miri_shape * brightness, 15.0))
-    observed = depth + error * rng.standard_normal(n_bins)
+def observe(depth: np.ndarray, contamination: np.ndarray, error: np.ndarray,
+            mask: np.ndarray, rng: np.random.Generator):
+    """One planet's recorded (depth, error, mask), float32/float32/bool [L]: the depth times
+    the contamination factor plus noise of `error`, on the bins of `mask` (module
+    docstring). Draws L normals whatever the mask."""
+    observed = depth * contamination + error * rng.standard_normal(depth.shape[0])
     return (np.where(mask, observed, 0.0).astype(np.float32),
-            np.where(mask, error, 0.0).astype(np.float32), mask)
+            np.where(mask, error, 0.0).astype(np.float32), mask.copy())
