@@ -12,9 +12,10 @@ than these inputs and the modality's own noise):
               gases' posterior means and sds under secondary and envelope [32], the transits
               (NaN without a spectrum); a linear-Gaussian retrieval's posterior summarises its
               spectrum up to the forward model's nonlinearities (clipping, clouds)
-    climate   the observer's climate run: the inferred hypothesis, pressure and gases, the
-              catalogue's flux, Teff, radius, mass, period, whether clero made it, and the
-              cube's area-mean surface temperature, liquid-water area and cloud cover
+    climate   the observer's climate run: its inputs (the inferred hypothesis, pressure and
+              gases, the catalogue's flux and whether the orbit locks the planet; where clero
+              made the cube also its other inputs, Teff, radius, gravity and period, else NaN)
+              and the cube's area-mean surface temperature, liquid-water area and cloud cover
     graph     its environment: the inferred liquid water, temperature, pressure, cloud cover,
               hypothesis, assumed volcanism and gases (the graph adds only random pruning)
     text      the stated facts (NaN where omitted), flares, the spectrum's verdict and
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrobio.data.synthetic import draws, generator, observer, retrieval, stars, text
+from astrobio.data.synthetic import draws, generator, observer, planets, retrieval, stars, text
 from astrobio.data.synthetic.atmosphere import GASES
 from astrobio.data.synthetic.water import has_liquid_water
 from astrobio.schema import PARAM_NAMES
@@ -71,8 +72,12 @@ def _block(start: int, stop: int, config) -> dict:
     hypothesis = np.eye(3)[inf["hypothesis"]]
     shared = np.column_stack([hypothesis, np.log10(np.maximum(inf["pressure"], 1e-3)),
                               _log_gases(inf["x"])])
-    climate = np.column_stack([shared, params, made["clero"], env["ts"], env["liquid_area"],
-                               env["cloud_cover"]])
+    clero_only = np.column_stack([np.log10(cat[n]) for n in ("st_teff", "pl_rade", "pl_orbper")]
+                                 + [np.log10(cat["pl_bmasse"] / cat["pl_rade"] ** 2)])
+    climate = np.column_stack([shared, np.log10(cat["pl_insol"]),
+                               planets.is_locked(cat["pl_orbsmax"], cat["st_mass"]),
+                               made["clero"], np.where(made["clero"][:, None], clero_only, np.nan),
+                               env["ts"], env["liquid_area"], env["cloud_cover"]])
     graph = np.column_stack([shared, has_liquid_water(env["liquid_area"]), env["ts"],
                              env["cloud_cover"], cat["pl_bmasse"] >= generator.VOLCANIC_MASS_EARTH])
     active = (t["star_teff"] < stars.M_DWARF_TEFF_K) & (t["star_spot_fraction"]
@@ -90,7 +95,7 @@ def _block(start: int, stop: int, config) -> dict:
         "metadata": {"host_class": stars.host_class(cat["st_teff"]),
                      "insolation": cat["pl_insol"],
                      "radius_valley_offset": np.log10(
-                         cat["pl_rade"] / generator.planets.valley_radius(cat["pl_insol"])),
+                         cat["pl_rade"] / planets.valley_radius(cat["pl_insol"])),
                      "truth_clero": t["clero"], "observer_clero": made["clero"],
                      "transits": o["transits"]},
         "features": {"params": params, "spectrum": spectrum, "climate": climate,
