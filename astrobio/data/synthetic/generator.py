@@ -86,8 +86,20 @@ def observed(start: int, stop: int, config) -> dict:
         results.append(retrieval.retrieve(*recorded, scales[b], base[b], spots[b], spot_sd[b],
                                           prior[b], co2[b],
                                           draws.stream(seed, index, "retrieval")))
+    active = (t["star_teff"] < stars.M_DWARF_TEFF_K) & (t["star_spot_fraction"]
+                                                          > text.ACTIVE_SPOTS)
+    thermal = lab["surface_temperature"] + text.THERMAL_EMISSION_ERROR_K * v["thermal_error"]
     return {"v": v, "t": t, "c": c, "lab": lab, "cat": cat, "transits": n_transits,
-            "spectra": spectra, "results": results}
+            "spectra": spectra, "results": results, "active": active, "thermal": thermal}
+
+
+def facts(o: dict, b: int, rng: np.random.Generator) -> dict:
+    """The facts planet `b` of an `observed` block's description states (`text.facts`),
+    drawn from its text stream `rng`."""
+    spectrum_result = o["results"][b] if o["transits"][b] > 0 else None
+    return text.facts({k: float(val[b]) for k, val in o["cat"].items()}, spectrum_result,
+                      bool(o["active"][b]), float(o["thermal"][b]),
+                      float(o["v"]["thermal_observed"][b]), rng)
 
 
 def _provenance(o: dict) -> list[dict]:
@@ -104,15 +116,12 @@ def _provenance(o: dict) -> list[dict]:
 def _block(start: int, stop: int, config) -> list[PlanetSample]:
     o = observed(start, stop, config)
     seed, indices = config.seed, range(start, stop)
-    v, t, lab, cat = o["v"], o["t"], o["lab"], o["cat"]
+    v, lab, cat = o["v"], o["lab"], o["cat"]
     inf = observer.inferred(cat, o["results"])
     cubes, made = observer.climates(cat, inf, draws.streams(seed, indices, "observer_climate"),
                                     config.climate_shape, config.clero)
     env = observer.summary(cubes, inf, made["ebm_ts"])
     params = catalogue.params(cat)
-    active = (t["star_teff"] < stars.M_DWARF_TEFF_K) & (t["star_spot_fraction"]
-                                                          > text.ACTIVE_SPOTS)
-    thermal = lab["surface_temperature"] + text.THERMAL_EMISSION_ERROR_K * v["thermal_error"]
     provenance = _provenance(o)
     samples = []
     for b, index in enumerate(indices):
@@ -124,24 +133,21 @@ def _block(start: int, stop: int, config) -> list[PlanetSample]:
             "cloud_cover": float(env["cloud_cover"][b]),
             "x": dict(zip(GASES, inf["x"][b].tolist(), strict=True))},
             draws.stream(seed, index, "graph"))
-        has_spectrum = bool(o["transits"][b] > 0)
         text_rng = draws.stream(seed, index, "text")
-        facts = text.facts({k: float(val[b]) for k, val in cat.items()},
-                           o["results"][b] if has_spectrum else None, bool(active[b]),
-                           float(thermal[b]), float(v["thermal_observed"][b]), text_rng)
+        description = describe(facts(o, b, text_rng), text_rng)
         recorded, error, mask = o["spectra"][b]
         sample = PlanetSample(
             planet_id=f"synth-{seed}-{index:07d}", climate=cubes[b],
             node_features=nodes, edge_index=edge_index, edge_attr=edge_attr,
             spectrum=recorded, spectrum_err=error, spectrum_mask=mask, params=params[b],
-            text=describe(facts, text_rng), present=np.ones(len(MODALITIES), bool),
+            text=description, present=np.ones(len(MODALITIES), bool),
             habitable=int(lab["habitable"][b]), habitability_class=int(lab["klass"][b]),
             surface_temperature=float(lab["surface_temperature"][b]),
             biosignature=int(lab["life"][b]), has_targets=True,
             provenance=provenance[b] | {"observer_climate": "clero" if made["clero"][b]
                                         else "energy_balance"})
         available = np.ones(len(MODALITIES), bool)
-        available[MODALITIES.index("spectrum")] = has_spectrum
+        available[MODALITIES.index("spectrum")] = o["transits"][b] > 0
         samples.append(_drop_missing(sample, _present(v, b, config.missing_modality_rate,
                                                       available), config))
     return samples

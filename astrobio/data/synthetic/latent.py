@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from astrobio.data.synthetic import draws, generator, observer, planets, retrieval, stars, text
+from astrobio.data.synthetic import draws, generator, observer, planets, retrieval, stars
 from astrobio.data.synthetic.atmosphere import GASES
 from astrobio.data.synthetic.water import has_liquid_water
 from astrobio.schema import PARAM_NAMES
@@ -56,7 +56,7 @@ def latent(start: int, stop: int, config) -> dict:
 def _block(start: int, stop: int, config) -> dict:
     o = generator.observed(start, stop, config)
     seed, indices = config.seed, range(start, stop)
-    t, v, lab, cat, results = o["t"], o["v"], o["lab"], o["cat"], o["results"]
+    t, lab, cat, results = o["t"], o["lab"], o["cat"], o["results"]
     has_spectrum = o["transits"] > 0
     inf = observer.inferred(cat, results)
     cubes, made = observer.climates(cat, inf, draws.streams(seed, indices, "observer_climate"),
@@ -80,13 +80,8 @@ def _block(start: int, stop: int, config) -> dict:
                                env["ts"], env["liquid_area"], env["cloud_cover"]])
     graph = np.column_stack([shared, has_liquid_water(env["liquid_area"]), env["ts"],
                              env["cloud_cover"], cat["pl_bmasse"] >= generator.VOLCANIC_MASS_EARTH])
-    active = (t["star_teff"] < stars.M_DWARF_TEFF_K) & (t["star_spot_fraction"]
-                                                          > text.ACTIVE_SPOTS)
-    thermal = lab["surface_temperature"] + text.THERMAL_EMISSION_ERROR_K * v["thermal_error"]
-    facts = [text.facts({k: float(val[b]) for k, val in cat.items()},
-                        results[b] if has_spectrum[b] else None, bool(active[b]),
-                        float(thermal[b]), float(v["thermal_observed"][b]),
-                        draws.stream(seed, index, "text")) for b, index in enumerate(indices)]
+    facts = [generator.facts(o, b, draws.stream(seed, index, "text"))
+             for b, index in enumerate(indices)]
     return {
         "labels": {"habitable": lab["habitable"].astype(np.int64),
                    "biosignature": lab["life"].astype(np.int64),
