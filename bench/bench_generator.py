@@ -70,11 +70,11 @@ def _stages(config: DataConfig, start: int = 10**6, size: int = BLOCK) -> dict[s
     seconds["draws + vectorised truth"] = clock() - t
     t = clock()
     c = truth.climates(bodies, draws.streams(seed, indices, "truth_climate"))
-    truth.labelled(bodies, c, v)
+    lab = truth.labelled(bodies, c, v)
     seconds["true climates (energy balance, clero draws)"] = clock() - t
     t = clock()
-    o = generator.observed(start, start + size, config)
-    seconds["catalogue, spectra, retrievals (and the two stages above again)"] = clock() - t
+    o = generator.observe(v, bodies, c, lab, indices, config)
+    seconds["catalogue, spectra, retrievals"] = clock() - t
     t = clock()
     cat = o["cat"]
     inf = observer.inferred(cat, o["results"])

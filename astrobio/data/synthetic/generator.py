@@ -56,11 +56,16 @@ VOLCANIC_MASS_EARTH = 0.3  # the observer assumes volcanism above it
 def observed(start: int, stop: int, config) -> dict:
     """Stages 1 and 2 for planets `start` .. `stop - 1` (module docstring): the variates `v`,
     truth `t`, true climate `c`, labels `lab`, catalogue `cat`, spectra and retrievals."""
-    seed, indices, n_bins = config.seed, range(start, stop), config.spectrum_bins
-    v = draws.variates(seed, indices)
+    indices = range(start, stop)
+    v = draws.variates(config.seed, indices)
     t = truth.bodies(v, config.clero)
-    c = truth.climates(t, draws.streams(seed, indices, "truth_climate"))
-    lab = truth.labelled(t, c, v)
+    c = truth.climates(t, draws.streams(config.seed, indices, "truth_climate"))
+    return observe(v, t, c, truth.labelled(t, c, v), indices, config)
+
+
+def observe(v: dict, t: dict, c: dict, lab: dict, indices, config) -> dict:
+    """Stage 2 for the planets `indices` whose truth is `v`, `t`, `c`, `lab` (`observed`)."""
+    seed, n_bins = config.seed, config.spectrum_bins
     cat = catalogue.observe(t, v) | {"j_mag": t["star_j_mag"]}
     n_transits = observing.transits(t["period"], v["transit_phase"])
     ratio = t["planet_radius"] * EARTH_RADIUS_M / (t["star_radius"] * SOLAR_RADIUS_M)
