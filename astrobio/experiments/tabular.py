@@ -10,8 +10,10 @@ Hand features of one planet, each block NaN where its modality is absent:
               weighted mean of the observed depths minus the planet's median observed depth
               (ppm; NaN where a chunk has no observed bin), and the median itself     [25]
     graph     node and edge counts, mean node features, mean edge features    [2 + F + Fe]
-    text      word unigrams and bigrams hashed into 2^8 counts (scikit-learn's
-              HashingVectorizer, l2-normalised)                                       [256]
+    text      whether the text states a surface temperature from thermal emission, and
+              that temperature (K; NaN where not stated), then word unigrams and bigrams
+              hashed into 2^8 counts (scikit-learn's HashingVectorizer, l2-normalised)
+                                                                                      [258]
     present   1 where the modality is present                                        [M]
 
 Models (scikit-learn): `gbt` is HistGradientBoostingClassifier/-Regressor with early stopping
@@ -23,6 +25,7 @@ from 10^-3 ... 10^2. Each predicts every target the networks do, so both are sco
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -35,6 +38,8 @@ SPECTRUM_CHUNKS = 24
 TEXT_FEATURES = 2**8
 ECCENTRICITY = PARAM_NAMES.index("pl_orbeccen")
 REGULARISATION_GRID = 10.0 ** np.arange(-3, 3)
+# the two phrasings of `astrobio.data.description`'s thermal-emission sentence
+THERMAL = re.compile(r"thermal emission (?:puts the surface near|is about) (\d+) K", re.I)
 
 
 def _params(sample: PlanetSample) -> np.ndarray:
@@ -71,6 +76,11 @@ def _graph(sample: PlanetSample) -> np.ndarray:
     return np.concatenate([[len(nodes), len(edges)], node_mean, edge_mean])
 
 
+def _thermal(text: str) -> np.ndarray:
+    found = THERMAL.search(text)
+    return np.array([1.0, float(found.group(1))]) if found else np.array([0.0, np.nan])
+
+
 BLOCKS = {"params": _params, "climate": _climate, "spectrum": _spectrum, "graph": _graph}
 
 
@@ -88,8 +98,10 @@ def hand_features(samples: Iterable[PlanetSample]) -> np.ndarray:
         for name, block in BLOCKS.items():
             values = block(sample)
             blocks.append(values if present[name] else np.full(len(values), np.nan))
-        words = words.toarray().ravel() if present["text"] else np.full(TEXT_FEATURES, np.nan)
-        rows.append(np.concatenate([*blocks, words, sample.present.astype(np.float64)]))
+        text = np.concatenate([_thermal(sample.text), words.toarray().ravel()])
+        if not present["text"]:
+            text = np.full(len(text), np.nan)
+        rows.append(np.concatenate([*blocks, text, sample.present.astype(np.float64)]))
     return np.asarray(rows)
 
 

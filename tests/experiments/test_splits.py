@@ -6,7 +6,7 @@ from astrobio.data.reader import AstroBioDataset
 from astrobio.experiments.splits import SPLITS
 
 
-def _record(split, teff=5500.0, radius=1.0, insolation=2.0):
+def _record(split, teff=5500.0, radius=1.0, insolation=2.0):  # 1.0 Re is a bare core here
     return {"split": split, "params": {"st_teff": teff, "pl_rade": radius, "pl_insol": insolation}}
 
 
@@ -22,8 +22,16 @@ def test_held_out_population_only_in_the_test(name, inside):
 
 def test_edges_of_the_held_out_bands():
     assert SPLITS["m_dwarfs"](_record("train", teff=3900.0))  # 3900 K is no M dwarf
-    assert SPLITS["radius_valley"](_record("test", radius=1.5))
-    assert SPLITS["radius_valley"](_record("train", radius=2.0))
+    # the valley sits at 1.599 Earth radii for Earth's insolation and 1.817 for ten times it
+    # (planets.valley_radius; 8 Earth masses at 100 S_earth, mass ~ S^0.25, Zeng rock)
+    for insolation, valley in ((1.0, 1.599), (10.0, 1.817)):
+        for factor, inside in ((10**0.079, True), (10**-0.079, True), (10**0.081, False),
+                               (10**-0.081, False)):
+            record = _record("test", radius=valley * factor, insolation=insolation)
+            assert SPLITS["radius_valley"](record) == inside, (insolation, factor)
+    # a radius inside the valley at one insolation is outside it at another: it moves
+    assert SPLITS["radius_valley"](_record("test", radius=1.817, insolation=10.0))
+    assert not SPLITS["radius_valley"](_record("test", radius=1.817, insolation=0.1))
 
 
 def test_the_reader_keeps_what_the_split_keeps(toy_dataset):

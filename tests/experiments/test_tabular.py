@@ -39,6 +39,15 @@ def test_hand_features_by_hand(planets):
     words = row[-len(MODALITIES) - TEXT_FEATURES:-len(MODALITIES)]
     # "dry" twice, "world", "dry dry", "dry world": counts (2, 1, 1, 1), l2-normalised
     assert sorted(words[words > 0] * np.sqrt(7)) == pytest.approx([1, 1, 1, 2])
+    thermal = row[-len(MODALITIES) - TEXT_FEATURES - 2:-len(MODALITIES) - TEXT_FEATURES]
+    assert thermal[0] == 0.0 and np.isnan(thermal[1])  # "dry dry world" states none
+    for sentence in ("Thermal emission puts the surface near 287 K, between the freezing and "
+                     "boiling points of water at one bar.", "The surface temperature retrieved "
+                     "from its thermal emission is about 287 K, above nothing."):
+        row = hand_features([dataclasses.replace(sample, text="A b orbits a 3,300 K M star. "
+                                                 + sentence)])[0]
+        thermal = row[-len(MODALITIES) - TEXT_FEATURES - 2:-len(MODALITIES) - TEXT_FEATURES]
+        assert list(thermal) == [1.0, 287.0]
     absent = dataclasses.replace(sample, present=np.array([m != "graph" for m in MODALITIES]))
     row = hand_features([absent])[0]
     assert np.isnan(row[n_params + 2 * v * z + SPECTRUM_CHUNKS + 1:][:2]).all()
