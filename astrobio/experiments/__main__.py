@@ -1,8 +1,12 @@
 """`python -m astrobio.experiments`: the whole study in one command.
 
-Baselines (each modality alone, late fusion, isolated training, the unified model), ablation
-(removed at evaluation and retrained without), gradient flow, physics validation on the
-Kopparapu et al. 2014 values and on real planets, and fixed against learned loss weighting.
+Baselines (each modality alone, late fusion, isolated training, gradient-boosted trees and
+logistic regression on hand features, the unified model) on the in-distribution split and the
+out-of-distribution ones (`astrobio.experiments.splits`), with paired-bootstrap intervals of
+the unified model against the trees and late fusion and every model's gap to the reference
+ceilings; ablation (removed at evaluation and retrained without), gradient flow, physics
+validation on the Kopparapu et al. 2014 values and on real planets, and fixed against learned
+loss weighting.
 Writes `OUT/report.md` with PNG plots beside it, `OUT/results.json` with every number, and
 every run under `OUT/runs/seed<N>/` (overwritten by a new study into the same OUT).
 
@@ -25,6 +29,7 @@ from astrobio.data.reader import AstroBioDataset
 from astrobio.errors import ConfigError, cli
 from astrobio.experiments import physics
 from astrobio.experiments.report import BASELINES, fmt, write_report
+from astrobio.experiments.splits import SPLITS
 from astrobio.experiments.study import run_study
 
 # Study sizes per preset, applied before the user's --set overrides.
@@ -64,7 +69,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="toy sizes, a few minutes")
     parser.add_argument("--data", help="dataset folder (default: the cache, built if absent)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    ood = [s for s in SPLITS if s != "id"]
+    parser.add_argument("--splits", default=",".join(ood),
+                        help=f"out-of-distribution splits besides id, comma-separated, from "
+                             f"{ood}; '' for none (default: all)")
     args = parser.parse_args(argv)
+    splits = ["id", *(s.strip() for s in args.splits.split(",") if s.strip())]
+    unknown = [s for s in splits[1:] if s not in ood]
+    if unknown:
+        raise ConfigError(f"--splits {args.splits}: unknown {unknown}; choose from {ood}")
     seeds = args.seeds if args.seeds is not None else (QUICK_SEEDS if args.quick else 3)
     if seeds < 1:
         raise ConfigError(f"--seeds {seeds}: must be at least 1")
@@ -73,7 +86,8 @@ def main(argv=None) -> int:
     root = ensure_default_dataset(config.data, args.data, progress=not args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    study = run_study(config, out, list(range(seeds)), root, progress=not args.quiet)
+    study = run_study(config, out, list(range(seeds)), root, splits,
+                      progress=not args.quiet)
     results = {
         "setup": {"preset": args.preset, "quick": args.quick, "seeds": seeds,
                   "steps": config.train.steps, "batch_size": config.train.batch_size,
@@ -102,6 +116,13 @@ def _print_summary(results: dict, report: Path) -> None:
     for pair, comparison in study["comparisons"].items():
         print(f"{pair}: {comparison['verdict']} (AUROC difference "
               f"{comparison['difference']:+.3f}, spread {comparison['spread']:.3f})")
+    for split, found in study["splits"].items():
+        for pair, paired in found["paired"].items():
+            d = paired["auroc"]
+            print(f"{split}: AUROC {pair} {d['difference']:+.3f} "
+                  f"[{d['low']:+.3f}, {d['high']:+.3f}] ({found['n_test']} test planets)")
+    for split, why in study["skipped_splits"].items():
+        print(f"{split}: skipped, {why}")
     matches = sum(r["match"] for r in results["physics"]["kopparapu"])
     print(f"Kopparapu 2014 solar limits reproduced: {matches}/4")
     print(f"report: {report} ({results['setup']['seconds'] / 60:.1f} min)")

@@ -1,8 +1,9 @@
 """The numbers the study compares: per-run metrics, late fusion, mean ± std over seeds, the
 comparison against the seeds' spread, and gradient shares.
 
-Headline metrics (test split, labelled planets): `habitable` accuracy, AUROC, F1 and expected
-calibration error, and the surface-temperature MAE in kelvin (`astrobio.eval`).
+Headline metrics (test split, labelled planets): `habitable` accuracy, AUROC, average
+precision, log-loss, F1 and expected calibration error, and the surface-temperature MAE in
+kelvin (`astrobio.eval`).
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import math
 import numpy as np
 
 from astrobio.eval.evaluate import score
+from astrobio.eval.metrics import auroc, average_precision, log_loss, paired_difference
 
-METRICS = ("accuracy", "auroc", "f1", "ece", "surface_temperature_mae_k")
-HIGHER_IS_BETTER = {"accuracy": True, "auroc": True, "f1": True, "ece": False,
+METRICS = ("accuracy", "auroc", "average_precision", "log_loss", "f1", "ece",
+           "surface_temperature_mae_k")
+HIGHER_IS_BETTER = {"accuracy": True, "auroc": True, "average_precision": True,
+                    "log_loss": False, "f1": True, "ece": False,
                     "surface_temperature_mae_k": False}
+PAIRED_METRICS = {"auroc": auroc, "average_precision": average_precision, "log_loss": log_loss}
 LABEL_COLUMNS = ("habitable", "biosignature", "habitability_class", "surface_temperature",
                  "has_targets")
 
 
 def headline(predictions: dict[str, np.ndarray]) -> dict[str, float]:
     results = score(predictions)
-    return {**{k: results["habitable"][k] for k in ("accuracy", "auroc", "f1", "ece")},
+    return {**{k: results["habitable"][k] for k in METRICS[:-1]},
             "surface_temperature_mae_k": results["surface_temperature_mae_k"]}
 
 
@@ -84,3 +89,18 @@ def gradient_shares(records: list[dict], modules: list[str]) -> dict[str, float]
             for m in modules:
                 shares[m].append(record[m] ** 2 / total)
     return {m: float(np.mean(v)) if v else math.nan for m, v in shares.items()}
+
+
+def paired_over_seeds(labels: np.ndarray, a: list[np.ndarray], b: list[np.ndarray],
+                      metric: str, n_resamples: int = 2000) -> dict[str, float]:
+    """mean over seeds of metric(a_s) minus mean over seeds of metric(b_s), `a_s` and `b_s`
+    the two models' P(habitable) for the same test planets, with the 95 % interval of a
+    paired bootstrap over the planets (`metrics.paired_difference`: each resample keeps
+    every model's and seed's prediction of a planet together)."""
+    function = PAIRED_METRICS[metric]
+
+    def seed_mean(y: np.ndarray, scores: np.ndarray) -> float:
+        return float(np.mean([function(y, scores[:, k]) for k in range(scores.shape[1])]))
+
+    return paired_difference(labels, np.stack(a, axis=1), np.stack(b, axis=1), seed_mean,
+                             n_resamples)

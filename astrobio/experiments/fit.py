@@ -9,7 +9,7 @@ module keeps its loaded weights, takes no gradient and stays in eval mode (no VA
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -40,21 +40,22 @@ def encoder_modules(model: UnifiedMultiModalSystem) -> dict[str, list[torch.nn.M
 
 def fit(config: Config, run_dir: str | Path, data_root: str | Path,
         keep: Iterable[str] = MODALITIES, frozen: dict[str, str | Path] | None = None,
-        progress: bool = True) -> dict:
+        progress: bool = True, planets: Callable[[dict], bool] | None = None) -> dict:
     """Train one variant into `run_dir` with the trainer; returns the test-split predictions
     (`predict`'s dict), made with the same modalities withheld.
 
     `keep`: the modalities the variant sees. `frozen`: modality -> run directory whose encoder
-    for that modality is loaded and frozen (isolated training).
+    for that modality is loaded and frozen (isolated training). `planets(record)`: the planets
+    of every split it trains, validates and is scored on (`astrobio.experiments.splits`).
     """
     keep = tuple(keep)
     modality_mask(keep)  # unknown names fail here, before training
     train(config, run_dir, data_root, progress=progress,
           batch_transform=lambda batch: keep_only(batch, keep),
-          prepare_model=lambda model: _load_frozen(model, frozen or {}))
+          prepare_model=lambda model: _load_frozen(model, frozen or {}), planets=planets)
     run = load_run(run_dir, config.train.device, config)
-    test = make_loader(AstroBioDataset(data_root, "test"), config.train.batch_size,
-                       shuffle=False)
+    test = make_loader(AstroBioDataset(data_root, "test", keep=planets),
+                       config.train.batch_size, shuffle=False)
     return predict_withholding(run.model, test, run.device, keep)
 
 

@@ -4,7 +4,7 @@ Each is a predicate over a planet's manifest record, which holds its split (`tra
 `test`) and its catalogue parameters: the training and validation planets it keeps come from
 one population and the test planets from another, so a model is scored on planets of a kind
 it never saw. Every planet keeps its split of the built dataset; an out-of-distribution split
-only leaves planets out.
+only leaves planets out (and a planet without catalogue parameters is in none of them).
 
     id             every planet (the dataset's random split)
     m_dwarfs       train on FGK hosts (Teff >= 3900 K), test on M dwarfs (Teff < 3900 K)
@@ -31,8 +31,10 @@ HELD_OUT_INSOLATION = (0.6, 1.2)
 
 def _held_out(inside: Callable[[dict], bool]) -> Callable[[dict], bool]:
     """Keep the planets outside the population for training and validation, inside it for
-    the test."""
-    return lambda record: inside(record["params"]) == (record["split"] == "test")
+    the test. A planet without its catalogue parameters (`present`) belongs to neither: its
+    params are zeros, not a place in the population."""
+    return lambda record: record["present"]["params"] and (
+        inside(record["params"]) == (record["split"] == "test"))
 
 
 SPLITS: dict[str, Callable[[dict], bool] | None] = {

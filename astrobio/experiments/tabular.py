@@ -17,7 +17,8 @@ Hand features of one planet, each block NaN where its modality is absent:
     present   1 where the modality is present                                        [M]
 
 Models (scikit-learn): `gbt` is HistGradientBoostingClassifier/-Regressor with early stopping
-on a tenth of the training planets (it splits on missing values natively); `logistic` is
+on a tenth of the training planets (none where too few planets of a class leave no
+stratified tenth: then 500 iterations; it splits on missing values natively); `logistic` is
 logistic regression (ridge for the temperature) on standardised features with missing ones
 set to 0 (their `present` flags are features), the L2 strength chosen on the validation split
 from 10^-3 ... 10^2. Each predicts every target the networks do, so both are scored alike.
@@ -25,6 +26,7 @@ from 10^-3 ... 10^2. Each predicts every target the networks do, so both are sco
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -38,6 +40,7 @@ SPECTRUM_CHUNKS = 24
 TEXT_FEATURES = 2**8
 ECCENTRICITY = PARAM_NAMES.index("pl_orbeccen")
 REGULARISATION_GRID = 10.0 ** np.arange(-3, 3)
+VALIDATION_FRACTION = 0.1
 # the two phrasings of `astrobio.data.description`'s thermal-emission sentence
 THERMAL = re.compile(r"thermal emission (?:puts the surface near|is about) (\d+) K", re.I)
 
@@ -118,12 +121,13 @@ def targets(samples: Iterable[PlanetSample]) -> dict[str, np.ndarray]:
     }
 
 
-def _gbt(kind: str, seed: int):
+def _gbt(kind: str, seed: int, early_stopping: bool = True):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     model = HistGradientBoostingRegressor if kind == "regression" else \
         HistGradientBoostingClassifier
-    return model(max_iter=500, early_stopping=True, validation_fraction=0.1,
+    return model(max_iter=500, early_stopping=early_stopping,
+                 validation_fraction=VALIDATION_FRACTION,
                  n_iter_no_change=20, random_state=seed)
 
 
@@ -137,11 +141,21 @@ def _linear(kind: str, strength: float):
     return make_pipeline(StandardScaler(), model)
 
 
+def _stratifiable(kind: str, y: np.ndarray) -> bool:
+    """Whether the GBT's stratified early-stopping split can be drawn: two planets of every
+    class, and a tenth of them at least one per class."""
+    if kind == "regression":
+        return True
+    counts = np.unique(y, return_counts=True)[1]
+    held = math.ceil(VALIDATION_FRACTION * len(y))
+    return counts.min() >= 2 and min(held, len(y) - held) >= len(counts)
+
+
 def _fit(model_name: str, kind: str, train: tuple, val: tuple, seed: int):
     """A fitted estimator; for `logistic` the regularisation with the best validation score."""
     x, y = train
     if model_name == "gbt":
-        return _gbt(kind, seed).fit(x, y)
+        return _gbt(kind, seed, early_stopping=_stratifiable(kind, y)).fit(x, y)
     x, x_val = np.nan_to_num(x), np.nan_to_num(val[0])
     best = None
     for strength in REGULARISATION_GRID:

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+from astrobio.eval.metrics import auroc
+from astrobio.experiments import baselines
 from astrobio.experiments.baselines import compare, gradient_shares, late_fusion, mean_std
 
 
@@ -66,3 +68,18 @@ def test_gradient_shares_are_squared_norm_fractions():
     assert shares == pytest.approx({"a": (9 / 25 + 0) / 2, "b": (16 / 25 + 0.5) / 2,
                                     "c": (0 + 0.5) / 2})
     assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def test_paired_over_seeds_is_the_mean_of_the_seeds_differences(rng):
+    labels = rng.integers(0, 2, 301)
+    a = [labels + rng.normal(0, s, 301) for s in (0.6, 0.9)]
+    b = [labels + rng.normal(0, s, 301) for s in (1.2, 1.5)]
+    result = baselines.paired_over_seeds(labels, a, b, "auroc", n_resamples=200)
+    expected = np.mean([auroc(labels, x) for x in a]) - np.mean([auroc(labels, x) for x in b])
+    assert result["difference"] == pytest.approx(expected, abs=1e-12)
+    assert 0 < result["low"] < result["difference"] < result["high"]
+    p, q = (1 / (1 + np.exp(-2 * (x[0] - 0.5))) for x in (a, b))
+    one = baselines.paired_over_seeds(labels, [p], [q], "log_loss", n_resamples=200)
+    by_hand = [-np.mean(labels * np.log(r) + (1 - labels) * np.log(1 - r)) for r in (p, q)]
+    assert one["difference"] == pytest.approx(by_hand[0] - by_hand[1], abs=1e-9)
+    assert one["high"] < 0  # the sharper model's log-loss is lower on every resample's scale

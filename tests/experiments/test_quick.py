@@ -5,9 +5,11 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from astrobio.experiments.__main__ import main
 from astrobio.experiments.report import BASELINES
+from astrobio.experiments.splits import SPLITS
 from astrobio.schema import MODALITIES
 
 VARIANTS = (*BASELINES, *(f"without_{m}" for m in MODALITIES), "uncertainty_weighting")
@@ -28,7 +30,7 @@ def test_quick_study_writes_report_and_every_number(tmp_path, toy_dataset, capsy
     assert len(study["per_seed"]) == 2
     for variant in VARIANTS:
         for metric, stat in study["table"][variant].items():
-            runs = [seed["metrics"][variant][metric] for seed in study["per_seed"]]
+            runs = [seed["metrics"]["id"][variant][metric] for seed in study["per_seed"]]
             assert stat["values"] == runs
             finite = [v for v in runs if not math.isnan(v)]
             if len(finite) == 2:  # the table is the seeds' mean and sample std
@@ -37,18 +39,30 @@ def test_quick_study_writes_report_and_every_number(tmp_path, toy_dataset, capsy
 
     # the compute-matched unified run takes one step per step of the five single-modality runs
     for seed in (0, 1):
-        logged = [json.loads(line) for line in (out / "runs" / f"seed{seed}" / "unified_matched"
-                                                / "metrics.jsonl").read_text().splitlines()]
+        logged = [json.loads(line) for line in (out / "runs" / f"seed{seed}" / "id"
+                                                / "unified_matched" / "metrics.jsonl")
+                  .read_text().splitlines()]
         assert max(r["step"] for r in logged) == 2 * len(MODALITIES)
 
     # the verdict is computed from the table, not asserted
     for model, other in itertools.product(("unified", "unified_matched"),
-                                          ("isolated", "late_fusion")):
+                                          ("isolated", "late_fusion", "gbt")):
         u, o = study["table"][model]["auroc"], study["table"][other]["auroc"]
         comparison = study["comparisons"][f"{model} vs {other}"]
         if comparison["verdict"] != "undetermined":
             margin = (u["mean"] - o["mean"]) - (u["std"] + o["std"])
             assert (comparison["verdict"] == "better") == (margin > 0)
+
+    # every split scored or skipped with its reason; the paired difference is the table's
+    assert set(study["splits"]) | set(study["skipped_splits"]) == set(SPLITS)
+    assert "id" in study["splits"]
+    for found in study["splits"].values():
+        table = found["table"]
+        for other in ("gbt", "late_fusion"):
+            paired = found["paired"][f"unified - {other}"]
+            for metric in ("auroc", "average_precision", "log_loss"):
+                expected = table["unified"][metric]["mean"] - table[other][metric]["mean"]
+                assert paired[metric]["difference"] == pytest.approx(expected, nan_ok=True)
 
     # the joint loss reaches every encoder; the isolated model's frozen encoders get nothing
     shares = study["gradient_shares"]
@@ -62,6 +76,6 @@ def test_quick_study_writes_report_and_every_number(tmp_path, toy_dataset, capsy
     assert "synthetic" in report and "Real planets lack most modalities" in report
     assert "isolated training on AUROC" in report and "late fusion on AUROC" in report
     for image in ("baselines_auroc", "ablation", "gradient_share", "gradient_flow",
-                  "loss_curves", "catalogue"):
+                  "loss_curves", "catalogue", "reliability_id"):
         assert (out / f"{image}.png").stat().st_size > 1000, image
         assert f"({image}.png)" in report, image

@@ -7,7 +7,8 @@ from astrobio.experiments.splits import SPLITS
 
 
 def _record(split, teff=5500.0, radius=1.0, insolation=2.0):  # 1.0 Re is a bare core here
-    return {"split": split, "params": {"st_teff": teff, "pl_rade": radius, "pl_insol": insolation}}
+    return {"split": split, "present": {"params": True},
+            "params": {"st_teff": teff, "pl_rade": radius, "pl_insol": insolation}}
 
 
 @pytest.mark.parametrize("name,inside", [
@@ -18,6 +19,14 @@ def test_held_out_population_only_in_the_test(name, inside):
     for split in ("train", "val"):
         assert keep(_record(split)) and not keep(_record(split, **inside))
     assert keep(_record("test", **inside)) and not keep(_record("test"))
+
+
+@pytest.mark.parametrize("name", ["m_dwarfs", "radius_valley", "insolation"])
+def test_planets_without_parameters_are_in_no_out_of_distribution_split(name):
+    for split in ("train", "val", "test"):  # their params are zeros: teff 0 K, radius 0
+        record = {"split": split, "present": {"params": False},
+                  "params": {"st_teff": 0.0, "pl_rade": 0.0, "pl_insol": 0.0}}
+        assert not SPLITS[name](record)
 
 
 def test_edges_of_the_held_out_bands():
