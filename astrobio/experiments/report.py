@@ -73,15 +73,17 @@ def _save(fig, path: Path) -> str:
 def make_plots(results: dict, out: Path) -> dict[str, str]:
     study, files = results["study"], {}
     table = study["table"]
+    shown = [v for v in BASELINES if v in table]
     fig, ax = plt.subplots(figsize=(8, 4))
-    _bars(ax, BASELINES, {"test AUROC (habitable)": [table[v]["auroc"] for v in BASELINES]})
+    _bars(ax, shown, {"test AUROC (habitable)": [table[v]["auroc"] for v in shown]})
     ax.set(ylabel="AUROC", title="Baselines at the same training budget", ylim=(0, 1))
     files["baselines"] = _save(fig, out / "baselines_auroc.png")
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    _bars(ax, MODALITIES, {"removed at evaluation": [study["ablation_eval"][m] for m in MODALITIES],
-                           "retrained without": [study["ablation_retrain"][m]
-                                                 for m in MODALITIES]})
+    groups = {"removed at evaluation": [study["ablation_eval"][m] for m in MODALITIES]}
+    if "ablation_retrain" in study:
+        groups["retrained without"] = [study["ablation_retrain"][m] for m in MODALITIES]
+    _bars(ax, MODALITIES, groups)
     full = table["unified"]["auroc"]["mean"]
     ax.axhline(full, color="gray", ls="--", label=f"all modalities ({full:.3f})")
     ax.set(ylabel="test AUROC (habitable)", title="Ablation", ylim=(0, 1))
@@ -179,7 +181,7 @@ def render(results: dict, files: dict[str, str]) -> str:
         "| model | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |",
         "|---|" + "---|" * len(METRICS),
     ]
-    for variant in BASELINES:
+    for variant in (v for v in BASELINES if v in table):
         lines.append(f"| {DESCRIPTIONS[variant]} | "
                      + " | ".join(fmt(table[variant][m]) for m in METRICS) + " |")
     lines += [
@@ -190,6 +192,7 @@ def render(results: dict, files: dict[str, str]) -> str:
         *(_verdict_sentence(subject, name, study["comparisons"][f"{model} vs {other}"])
           for model, subject in (("unified", "The unified model"),
                                  ("unified_matched", "The compute-matched unified model"))
+          if model in table
           for other, name in (("isolated", "isolated training"),
                               ("late_fusion", "late fusion"),
                               ("gbt", "gradient-boosted trees"))),
@@ -215,7 +218,8 @@ def render(results: dict, files: dict[str, str]) -> str:
         "",
         "| modality | removed at evaluation | retrained without |",
         "|---|---|---|",
-        *(f"| {m} | {fmt(study['ablation_eval'][m])} | {fmt(study['ablation_retrain'][m])} |"
+        *(f"| {m} | {fmt(study['ablation_eval'][m])} | "
+          f"{fmt(study['ablation_retrain'][m]) if 'ablation_retrain' in study else 'not run'} |"
           for m in MODALITIES),
         f"| (none removed) | {fmt(table['unified']['auroc'])} | |",
         "",
@@ -278,6 +282,21 @@ def render(results: dict, files: dict[str, str]) -> str:
         "",
         f"![catalogue]({files['catalogue']})",
         "",
+        *_loss_weighting_section(study),
+        "## Timings",
+        "",
+        *(f"Mean wall time per run on `{split}` (s): " + ", ".join(
+            f"{name} {seconds:.0f}" for name, seconds in per_run.items()) + "."
+          for split, per_run in study["seconds_per_run"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _loss_weighting_section(study: dict) -> list[str]:
+    if "loss_weighting" not in study:
+        return ["## 5. Loss weighting", "", "Not run (`--no-extra-runs`).", ""]
+    return [
         "## 5. Loss weighting",
         "",
         "Fixed weights (`LossConfig`) against learned uncertainty weighting (Kendall, Gal & "
@@ -296,14 +315,7 @@ def render(results: dict, files: dict[str, str]) -> str:
             f"{term} {fmt(stat, 2)}"
             for term, stat in study["loss_weighting"]["learned_weights"].items()) + ".",
         "",
-        "## Timings",
-        "",
-        *(f"Mean wall time per run on `{split}` (s): " + ", ".join(
-            f"{name} {seconds:.0f}" for name, seconds in per_run.items()) + "."
-          for split, per_run in study["seconds_per_run"].items()),
-        "",
     ]
-    return "\n".join(lines)
 
 
 def _interval(d: dict) -> str:
@@ -332,7 +344,7 @@ def _claim_section(study: dict, files: dict[str, str]) -> list[str]:
             "|---|" + "---|" * len(SPLIT_METRICS),
             *(f"| {DESCRIPTIONS[name]} | " + " | ".join(
                 fmt(found["table"][name][m]) for m in SPLIT_METRICS) + " |"
-              for name in SPLIT_MODELS),
+              for name in SPLIT_MODELS if name in found["table"]),
             "",
             "Unified minus each rival, the seeds' mean, with the 95 % interval of a paired "
             "bootstrap over the test planets (2,000 resamples):",
@@ -347,10 +359,16 @@ def _claim_section(study: dict, files: dict[str, str]) -> list[str]:
             "",
         ]
     holds = {split: all(found["paired"][f"unified - {other}"]["auroc"]["low"] > 0
-                        for other in CLAIM) for split, found in study["splits"].items()}
+                        for other in CLAIM if f"unified - {other}" in found["paired"])
+             for split, found in study["splits"].items()}
     verdict = ("holds on every split" if all(holds.values()) else
                "does **not** hold on " + ", ".join(f"`{s}`" for s, ok in holds.items()
                                                    if not ok))
+    absent = {split: [o for o in CLAIM if f"unified - {o}" not in found["paired"]]
+              for split, found in study["splits"].items()}
+    missing = [f"`{split}` ({', '.join(rivals)})" for split, rivals in absent.items() if rivals]
+    if missing:
+        verdict += "; not measured against " + "; ".join(missing)
     lines += [
         f"**The claim** (the unified model's AUROC above both the gradient-boosted trees' and "
         f"late fusion's, the paired interval's lower end above zero) {verdict}.",

@@ -61,13 +61,28 @@ SPLIT_MODELS = ("unified", *(f"only_{m}" for m in MODALITIES), "late_fusion", "i
                 "gbt", "logistic")
 ID_MODELS = ("unified_matched", *(f"without_{m}" for m in MODALITIES), "uncertainty_weighting")
 CLAIM = ("gbt", "late_fusion")  # the unified model against each, per split
+# what an out-of-distribution split may train besides the unified model (single-modality
+# runs come with late fusion or isolated training, which are built from them)
+OOD_CHOICES = ("late_fusion", "isolated", "gbt", "logistic")
 REFERENCE_FILE = "reference_ceilings.json"
 
 
-def runs_per_seed(splits: list[str]) -> int:
-    """Timed units of `run_seed` (the progress bar's total)."""
-    per_split = len(SPLIT_MODELS) - 1  # late fusion is arithmetic
-    return per_split * len(splits) + (len(ID_MODELS) if "id" in splits else 0)
+def split_models(split: str, ood_models: tuple[str, ...] = OOD_CHOICES) -> tuple[str, ...]:
+    """The `SPLIT_MODELS` trained on `split`: all on `id`; elsewhere the unified model,
+    `ood_models` and the single-modality runs those need."""
+    if split == "id":
+        return SPLIT_MODELS
+    wanted = {"unified", *ood_models}
+    if wanted & {"late_fusion", "isolated"}:
+        wanted |= {f"only_{m}" for m in MODALITIES}
+    return tuple(name for name in SPLIT_MODELS if name in wanted)
+
+
+def runs_per_seed(splits: list[str], ood_models: tuple[str, ...], extra_runs: bool) -> int:
+    """Timed units of `run_seed` (the progress bar's total; late fusion is arithmetic)."""
+    units = sum(len([m for m in split_models(s, ood_models) if m != "late_fusion"])
+                for s in splits)
+    return units + (len(ID_MODELS) if "id" in splits and extra_runs else 0)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -98,8 +113,10 @@ def split_problem(data_root: Path, split: str) -> str | None:
     return None
 
 
-def run_split(config: Config, split: str, runs: Path, data_root: Path, timed) -> dict:
-    """Every `SPLIT_MODELS` model trained and scored on `split`; returns the predictions."""
+def run_split(config: Config, split: str, runs: Path, data_root: Path, timed,
+              models: tuple[str, ...] = SPLIT_MODELS) -> dict:
+    """The `models` (of `SPLIT_MODELS`, `split_models`) trained and scored on `split`;
+    returns their predictions."""
     keep = SPLITS[split]
     device = resolve_device(config.train.device)
     test = make_loader(AstroBioDataset(data_root, "test", keep=keep), config.train.batch_size,
@@ -112,17 +129,22 @@ def run_split(config: Config, split: str, runs: Path, data_root: Path, timed) ->
 
     timed("unified", unified, predictions)
     for m in MODALITIES:
-        timed(f"only_{m}", lambda m=m: fit(config, _fresh(runs / f"only_{m}"), data_root,
-                                           keep=(m,), progress=False, planets=keep),
-              predictions)
-    predictions["late_fusion"] = baselines.late_fusion(
-        [predictions[f"only_{m}"] for m in MODALITIES])
-    timed("isolated", lambda: fit(config, _fresh(runs / "isolated"), data_root,
-                                  frozen={m: runs / f"only_{m}" for m in MODALITIES},
-                                  progress=False, planets=keep), predictions)
+        if f"only_{m}" in models:
+            timed(f"only_{m}", lambda m=m: fit(config, _fresh(runs / f"only_{m}"), data_root,
+                                               keep=(m,), progress=False, planets=keep),
+                  predictions)
+    if "late_fusion" in models:
+        predictions["late_fusion"] = baselines.late_fusion(
+            [predictions[f"only_{m}"] for m in MODALITIES])
+    if "isolated" in models:
+        timed("isolated", lambda: fit(config, _fresh(runs / "isolated"), data_root,
+                                      frozen={m: runs / f"only_{m}" for m in MODALITIES},
+                                      progress=False, planets=keep), predictions)
     samples = {part: list(AstroBioDataset(data_root, part, keep=keep))
                for part in ("train", "val", "test")}
     for name in ("gbt", "logistic"):
+        if name not in models:
+            continue
         timed(name, lambda name=name: tabular.fit_predict(
             name, samples["train"], samples["val"], samples["test"], config.train.seed),
             predictions)
@@ -134,8 +156,10 @@ def run_split(config: Config, split: str, runs: Path, data_root: Path, timed) ->
 
 
 def run_seed(config: Config, seed: int, out: Path, data_root: Path, splits: list[str],
-             bar) -> tuple[dict, dict]:
-    """Train and score every model of every split for one seed: (results, predictions)."""
+             bar, ood_models: tuple[str, ...] = OOD_CHOICES,
+             extra_runs: bool = True) -> tuple[dict, dict]:
+    """Train and score every model of every split for one seed: (results, predictions).
+    `extra_runs=False` leaves out the `ID_MODELS` (the costliest third of the study)."""
     cfg = _with(config, seed)
     seconds: dict[str, dict[str, float]] = {}
     predictions: dict[str, dict[str, dict]] = {}
@@ -152,9 +176,11 @@ def run_seed(config: Config, seed: int, out: Path, data_root: Path, splits: list
             seconds[split][name] = time.perf_counter() - started
             bar.update(1)
 
-        predictions[split] = run_split(cfg, split, runs, data_root, timed)
+        predictions[split] = run_split(cfg, split, runs, data_root, timed,
+                                       split_models(split, ood_models))
         if split == "id":
-            result |= _id_only(config, seed, runs, data_root, timed, predictions["id"])
+            result |= _id_only(config, seed, runs, data_root, timed, predictions["id"],
+                               extra_runs)
     result["metrics"] = {split: {name: baselines.headline(p) for name, p in found.items()}
                          for split, found in predictions.items()}
     result["seconds"] = seconds
@@ -162,16 +188,22 @@ def run_seed(config: Config, seed: int, out: Path, data_root: Path, splits: list
 
 
 def _id_only(config: Config, seed: int, runs: Path, data_root: Path, timed,
-             found: dict) -> dict:
-    """The `ID_MODELS` runs into `found`, the unified model's ablation at evaluation, its and
-    the isolated model's gradient flow, and the learned loss weights."""
+             found: dict, extra_runs: bool) -> dict:
+    """The unified model's ablation at evaluation, its and the isolated model's gradient
+    flow; with `extra_runs` the `ID_MODELS` runs into `found` and the learned loss weights."""
     cfg = _with(config, seed)
     device = resolve_device(cfg.train.device)
     test = make_loader(AstroBioDataset(data_root, "test"), cfg.train.batch_size, shuffle=False)
-    timed("unified_matched", lambda: _matched(config, seed, runs, data_root), found)
     unified = load_run(runs / "unified", device, cfg).model
-    ablation_eval = {name: r["auroc"] for name, r in
-                     ablation(unified, test, device, found["unified"]).items()}
+    result = {
+        "ablation_eval_auroc": {name: r["auroc"] for name, r in
+                                ablation(unified, test, device, found["unified"]).items()},
+        "gradient_flow": {name: _read_jsonl(RunFiles(runs / name).gradient_flow)
+                          for name in ("unified", "isolated")},
+        "unified_run": str(runs / "unified")}
+    if not extra_runs:
+        return result
+    timed("unified_matched", lambda: _matched(config, seed, runs, data_root), found)
     for m in MODALITIES:
         kept = tuple(k for k in MODALITIES if k != m)
         timed(f"without_{m}", lambda m=m, kept=kept: fit(
@@ -186,11 +218,9 @@ def _id_only(config: Config, seed: int, runs: Path, data_root: Path, timed,
     timed("uncertainty_weighting", uncertainty, found)
     log_variance = load_run(runs / "uncertainty_weighting", device).state["uncertainty"][
         "log_variance"]
-    return {"ablation_eval_auroc": ablation_eval,
-            "learned_loss_weights": dict(zip(WEIGHTED_TERMS, torch.exp(-log_variance).tolist())),
-            "gradient_flow": {name: _read_jsonl(RunFiles(runs / name).gradient_flow)
-                              for name in ("unified", "isolated")},
-            "unified_run": str(runs / "unified")}
+    result["learned_loss_weights"] = dict(zip(WEIGHTED_TERMS,
+                                              torch.exp(-log_variance).tolist()))
+    return result
 
 
 def _matched(config: Config, seed: int, runs: Path, data_root: Path) -> dict:
@@ -238,7 +268,7 @@ def paired_claims(predictions: list[dict[str, dict]]) -> dict:
     labelled = first["has_targets"].astype(bool)
     labels = first["habitable"][labelled]
     out = {}
-    for other in CLAIM:
+    for other in (name for name in CLAIM if name in predictions[0]):
         a = [p["unified"]["p_habitable"][labelled] for p in predictions]
         b = [p[other]["p_habitable"][labelled] for p in predictions]
         out[f"unified - {other}"] = {
@@ -262,7 +292,8 @@ def summarise(per_seed: list[dict], predictions: list[dict], ceilings: dict | No
             "paired": paired_claims([p[split] for p in predictions]),
             "reliability": {name: {"labels": predictions[0][split][name]["habitable"][
                 labelled].tolist(), "p_habitable": predictions[0][split][name][
-                "p_habitable"][labelled].tolist()} for name in ("unified", *CLAIM)},
+                "p_habitable"][labelled].tolist()} for name in ("unified", *CLAIM)
+                if name in predictions[0][split]},
         }
     if "id" not in tables:
         return out
@@ -272,18 +303,20 @@ def summarise(per_seed: list[dict], predictions: list[dict], ceilings: dict | No
                          "gaps": gaps(table, ceilings)}
     out["comparisons"] = {
         f"{model} vs {other}": baselines.compare(table[model]["auroc"], table[other]["auroc"])
-        for model in ("unified", "unified_matched") for other in ("isolated", "late_fusion",
-                                                                  "gbt")
+        for model in ("unified", "unified_matched") if model in table
+        for other in ("isolated", "late_fusion", "gbt")
     }
     out["ablation_eval"] = {m: baselines.mean_std([s["ablation_eval_auroc"][m]
                                                    for s in per_seed]) for m in MODALITIES}
-    out["ablation_retrain"] = {m: table[f"without_{m}"]["auroc"] for m in MODALITIES}
     out["gradient_shares"] = {
         name: {module: baselines.mean_std([
             baselines.gradient_shares(s["gradient_flow"][name], FLOW_MODULES)[module]
             for s in per_seed]) for module in FLOW_MODULES}
         for name in ("unified", "isolated")
     }
+    if "uncertainty_weighting" not in table:  # run without the extra runs
+        return out
+    out["ablation_retrain"] = {m: table[f"without_{m}"]["auroc"] for m in MODALITIES}
     weights = {term: baselines.mean_std([s["learned_loss_weights"][term] for s in per_seed])
                for term in WEIGHTED_TERMS}
     out["loss_weighting"] = {
@@ -297,22 +330,26 @@ def summarise(per_seed: list[dict], predictions: list[dict], ceilings: dict | No
 
 
 def run_study(config: Config, out: Path, seeds: list[int], data_root: Path,
-              splits: list[str] | None = None, progress: bool = True) -> dict:
+              splits: list[str] | None = None, progress: bool = True,
+              ood_models: tuple[str, ...] = OOD_CHOICES, extra_runs: bool = True) -> dict:
     """Every seed's runs on every split (default: all of `SPLITS` the dataset can score),
-    then the summary; the per-seed detail is kept in the result, the predictions are not."""
+    then the summary; the per-seed detail is kept in the result, the predictions are not.
+    `ood_models` and `extra_runs`: `split_models` and `run_seed`."""
     splits = list(SPLITS) if splits is None else splits
     skipped = {split: why for split in splits if (why := split_problem(data_root, split))}
     splits = [s for s in splits if s not in skipped]
     per_seed, predictions = [], []
-    with tqdm(total=len(seeds) * runs_per_seed(splits), desc="study", unit="run",
-              disable=not progress) as bar:
+    with tqdm(total=len(seeds) * runs_per_seed(splits, ood_models, extra_runs), desc="study",
+              unit="run", disable=not progress) as bar:
         for seed in seeds:
-            result, found = run_seed(config, seed, out, data_root, splits, bar)
+            result, found = run_seed(config, seed, out, data_root, splits, bar, ood_models,
+                                     extra_runs)
             per_seed.append(result)
             predictions.append(found)
     ceilings = reference_ceilings(read_card(data_root).get("generator_version"))
     summary = summarise(per_seed, predictions, ceilings)
     summary["skipped_splits"] = skipped
+    summary["ood_models"], summary["extra_runs"] = list(ood_models), extra_runs
     summary["per_seed"] = per_seed
     summary["seconds_per_run"] = {
         split: {name: float(np.mean([s["seconds"][split][name] for s in per_seed]))

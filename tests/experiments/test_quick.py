@@ -79,3 +79,28 @@ def test_quick_study_writes_report_and_every_number(tmp_path, toy_dataset, capsy
                   "loss_curves", "catalogue", "reliability_id"):
         assert (out / f"{image}.png").stat().st_size > 1000, image
         assert f"({image}.png)" in report, image
+
+
+def test_a_reduced_study_says_what_it_left_out(tmp_path, toy_dataset):
+    out = tmp_path / "reduced"
+    argv = ["--quick", "--seeds", "1", "--set", "train.steps=1", "--out", str(out),
+            "--data", str(toy_dataset), "--quiet", "--no-extra-runs", "--ood-models", "gbt"]
+    assert main(argv) == 0
+    study = json.loads((out / "results.json").read_text())["study"]
+    assert not set(study["table"]) & {"unified_matched", "uncertainty_weighting",
+                                      *(f"without_{m}" for m in MODALITIES)}
+    assert set(study["splits"]["id"]["paired"]) == {"unified - gbt", "unified - late_fusion"}
+    for split, found in study["splits"].items():
+        if split != "id":
+            assert set(found["table"]) == {"unified", "gbt"}
+            assert set(found["paired"]) == {"unified - gbt"}
+    report = (out / "report.md").read_text()
+    assert "Not run (`--no-extra-runs`)" in report
+    if len(study["splits"]) > 1:
+        assert "not measured against" in report
+
+
+def test_unknown_ood_models_are_a_user_error(tmp_path, toy_dataset):
+    argv = ["--quick", "--out", str(tmp_path), "--data", str(toy_dataset), "--ood-models",
+            "forest"]
+    assert main(argv) == 2
