@@ -4,15 +4,20 @@
 (Kaiming-uniform), `B [out, r]` (zeros, so the adapted model starts equal to the base). The
 base is frozen; only A and B train. Under tensor parallelism (`tensor_parallel.py`) the adapter
 follows its base: for a colwise base (output features sharded) A is replicated and B sharded on
-its output dim; for a rowwise base (input features sharded) A is sharded on its input dim and B
-replicated, so `B(A(x))` needs one all-reduce of an `r`-wide tensor.
+its output dim; for a rowwise base (input features sharded) A is sharded on its input dim, its
+`r`-wide partial output reduce-scattered over the sequence, and the replicated B runs on this
+rank's sequence slice, where the base's output is.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
+
+from astrobio.parallel.mesh import local_box
 
 COLWISE = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
 ROWWISE = ("o_proj", "down_proj")
@@ -27,18 +32,36 @@ class LoRALinear(nn.Module):
         self.base = base
         self.base.requires_grad_(False)
         self.scale = alpha / rank
-        factory = {"device": base.weight.device}
-        self.lora_a = nn.Linear(base.in_features, rank, bias=False, **factory)
-        self.lora_b = nn.Linear(rank, base.out_features, bias=False, **factory)
+        device = base.weight.device
+        self.lora_a = _uninitialised_linear(base.in_features, rank, device)
+        self.lora_b = _uninitialised_linear(rank, base.out_features, device)
         self.reset_adapters()
 
+    @torch.no_grad()
     def reset_adapters(self) -> None:
-        """A Kaiming-uniform, B zero: the adapted layer equals its base."""
-        nn.init.kaiming_uniform_(self.lora_a.weight, a=math.sqrt(5))
+        """A Kaiming-uniform, B zero: the adapted layer equals its base. A sharded A (a DTensor)
+        is drawn whole and this rank keeps its shard, so that every rank, and one process with
+        the same seed, hold the same matrix."""
+        weight = self.lora_a.weight
+        if isinstance(weight, DTensor):
+            whole = torch.empty(weight.shape, dtype=weight.dtype, device=weight.device)
+            nn.init.kaiming_uniform_(whole, a=math.sqrt(5))
+            weight.to_local().copy_(whole[local_box(weight)])
+        else:
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_b.weight)
 
     def forward(self, x):
         return self.base(x) + self.lora_b(self.lora_a(x)) * self.scale
+
+
+def _uninitialised_linear(in_features: int, out_features: int, device) -> nn.Linear:
+    """A bias-free Linear whose weight is left uninitialised: the adapters are drawn once, by
+    `reset_adapters`, so the random numbers a build consumes do not depend on where it is
+    built (a meta-device build draws none)."""
+    linear = nn.Linear(in_features, out_features, bias=False, device="meta")
+    linear.weight = nn.Parameter(torch.empty(out_features, in_features, device=device))
+    return linear
 
 
 def apply_lora(lm: nn.Module, rank: int, alpha: float) -> int:

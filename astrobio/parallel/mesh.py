@@ -14,7 +14,10 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch._subclasses.fake_tensor import unset_fake_temporarily
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+from torch.distributed.tensor import DTensor
+from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
 from astrobio.config import ParallelConfig
 from astrobio.errors import ConfigError
@@ -72,3 +75,15 @@ def local_device(mesh: DeviceMesh) -> torch.device:
     if mesh.device_type == "cuda":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device(mesh.device_type)
+
+
+def local_box(tensor: torch.Tensor) -> tuple[slice, ...]:
+    """The index of this rank's shard in the whole tensor (all of it for a plain tensor)."""
+    if not isinstance(tensor, DTensor):
+        return tuple(slice(0, n) for n in tensor.shape)
+    # DTensor finds this rank's mesh coordinate with a tensor op, which the memory planner's
+    # FakeTensorMode could not evaluate; the coordinate is a fact about the mesh, not data.
+    with unset_fake_temporarily():
+        sizes, offsets = compute_local_shape_and_global_offset(
+            tensor.shape, tensor.device_mesh, tensor.placements)
+    return tuple(slice(o, o + n) for o, n in zip(offsets, sizes, strict=True))

@@ -31,9 +31,10 @@ import dataclasses
 
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.tensor import DTensor, Replicate, Shard
+from torch.distributed.tensor import DTensor, Replicate, Shard, distribute_module
 from torch.distributed.tensor.parallel import (
     ColwiseParallel,
+    ParallelStyle,
     PrepareModuleInput,
     PrepareModuleOutput,
     RowwiseParallel,
@@ -41,6 +42,7 @@ from torch.distributed.tensor.parallel import (
     loss_parallel,
     parallelize_module,
 )
+from torch.distributed.tensor.placement_types import Placement
 
 from astrobio.errors import ConfigError
 from astrobio.parallel.lora import COLWISE, ROWWISE, LoRALinear
@@ -57,27 +59,66 @@ def check_divisible(lm_config, tp: int) -> None:
             raise ConfigError(f"model.llm {name}={value} is not divisible by parallel.tp={tp}")
 
 
+class ReplicateParallel(ParallelStyle):
+    """Every parameter of the module replicated over the mesh as a DTensor (so its gradient is
+    reduced over the ranks that share it); a plain-tensor input is taken as `input_layout`; the
+    output stays a DTensor unless `use_local_output`."""
+
+    def __init__(self, input_layout: Placement | None = None, use_local_output: bool = False):
+        super().__init__()
+        self.input_layout = input_layout or Replicate()
+        self.use_local_output = use_local_output
+
+    def _prepare_input(self, module, inputs, mesh):
+        x = inputs[0]
+        if not isinstance(x, DTensor):
+            return (DTensor.from_local(x, mesh, (self.input_layout,), run_check=False),
+                    *inputs[1:])
+        local = x.to_local()
+        if local.is_contiguous():
+            return inputs
+        # A sequence-scattered tensor's shard is strided (the collective ran on a permuted
+        # copy), and Linear flattens its leading dims with a view, which needs it contiguous.
+        return (DTensor.from_local(local.contiguous(), mesh, x.placements, run_check=False,
+                                   shape=x.shape, stride=x.stride()), *inputs[1:])
+
+    def _prepare_output(self, module, output, mesh):
+        return output.to_local() if self.use_local_output else output
+
+    def _apply(self, module: nn.Module, device_mesh: DeviceMesh) -> nn.Module:
+        return distribute_module(module, device_mesh, input_fn=self._prepare_input,
+                                 output_fn=self._prepare_output)
+
+
 def _linear_plan(name: str, module: nn.Module, colwise: bool, sp: bool) -> dict:
+    """Colwise layers take the block's replicated DTensor input and give local heads/columns;
+    rowwise layers give a DTensor sequence-sharded (SP) or a plain all-reduced tensor."""
     row_out = Shard(1) if sp else Replicate()
     if not isinstance(module, LoRALinear):
         style = (ColwiseParallel() if colwise
                  else RowwiseParallel(output_layouts=row_out, use_local_output=not sp))
         return {name: style}
     if colwise:
-        return {f"{name}.base": ColwiseParallel(), f"{name}.lora_b": ColwiseParallel()}
-    # A's r-wide output is all-reduced whole: B then runs on a contiguous [B, S, r] (a
-    # sequence-scattered one is strided, and Linear's view of it fails) and, under SP, its
-    # output is cut to this rank's sequence slice to meet the base's.
-    plan = {f"{name}.base": RowwiseParallel(output_layouts=row_out, use_local_output=not sp),
-            f"{name}.lora_a": RowwiseParallel(output_layouts=Replicate())}
-    if sp:
-        plan[f"{name}.lora_b"] = PrepareModuleOutput(
-            output_layouts=Replicate(), desired_output_layouts=Shard(1), use_local_output=False)
-    return plan
+        # A replicated on the replicated input, B colwise like its base: x's gradient from
+        # the adapter is a partial sum like the base's, reduced once with it at the block input.
+        return {f"{name}.base": ColwiseParallel(), f"{name}.lora_a": ReplicateParallel(),
+                f"{name}.lora_b": ColwiseParallel()}
+    # A rowwise: its r-wide partial output is reduce-scattered over the sequence (SP) or
+    # all-reduced, and the replicated B runs on that slice, meeting the base's output there.
+    return {f"{name}.base": RowwiseParallel(output_layouts=row_out, use_local_output=not sp),
+            f"{name}.lora_a": RowwiseParallel(output_layouts=row_out, use_local_output=False),
+            f"{name}.lora_b": ReplicateParallel(use_local_output=not sp)}
 
 
 def layer_plan(layer: nn.Module, sp: bool) -> dict:
-    """The `parallelize_module` plan of one `LlamaDecoderLayer` (possibly with LoRA)."""
+    """The `parallelize_module` plan of one `LlamaDecoderLayer` (possibly with LoRA).
+
+    The attention and MLP blocks take their input as a replicated DTensor (all-gathered from
+    the sequence-sharded norm output under SP): every colwise layer of the block (q, k, v or
+    gate, up, and their adapters) reads that one DTensor, so their input gradients add up as
+    partial sums and are reduce-scattered (all-reduced without SP) once per block, as in
+    Korthikanti et al. 2022 and torchtitan's Llama plan; local inputs would reduce each
+    layer's gradient on its own."""
     plan = {}
     for block_name, names, colwise in (("self_attn", COLWISE, True),
                                        ("self_attn", ROWWISE, False),
@@ -87,18 +128,15 @@ def layer_plan(layer: nn.Module, sp: bool) -> dict:
             if hasattr(block, name):
                 plan.update(_linear_plan(f"{block_name}.{name}", getattr(block, name),
                                          colwise, sp))
+    block_in = Shard(1) if sp else Replicate()
+    plan.update({
+        "self_attn": PrepareModuleInput(input_kwarg_layouts={"hidden_states": block_in},
+                                        desired_input_kwarg_layouts={"hidden_states": Replicate()}),
+        "mlp": PrepareModuleInput(input_layouts=(block_in,), desired_input_layouts=(Replicate(),)),
+    })
     if sp:
-        plan.update({
-            "input_layernorm": SequenceParallel(),
-            "post_attention_layernorm": SequenceParallel(),
-            "self_attn": PrepareModuleInput(
-                input_kwarg_layouts={"hidden_states": Shard(1)},
-                desired_input_kwarg_layouts={"hidden_states": Replicate()},
-                use_local_output=True),
-            "mlp": PrepareModuleInput(input_layouts=(Shard(1),),
-                                      desired_input_layouts=(Replicate(),),
-                                      use_local_output=True),
-        })
+        plan.update({"input_layernorm": SequenceParallel(),
+                     "post_attention_layernorm": SequenceParallel()})
     return plan
 
 
@@ -138,6 +176,17 @@ def apply_tensor_parallel(llm: nn.Module, tp_mesh: DeviceMesh, sequence_parallel
     for name, param in lm.named_parameters():
         if name in frozen:
             param.requires_grad_(False)
+        elif isinstance(param, DTensor) and any(p.is_replicate() for p in param.placements):
+            param.register_post_accumulate_grad_hook(_reduce_partial_gradient)
+
+
+def _reduce_partial_gradient(param: DTensor) -> None:
+    """A replicated parameter used on sharded data (LoRA's replicated A and B, the sequence-
+    parallel norms) gets a partial-sum gradient; it is all-reduced here, once per backward,
+    rather than by each optimizer and clipping op that reads it."""
+    grad = param.grad
+    if isinstance(grad, DTensor) and any(p.is_partial() for p in grad.placements):
+        param.grad = grad.redistribute(param.device_mesh, param.placements)
 
 
 def loss_parallel_context(enabled: bool):
