@@ -1,13 +1,22 @@
-"""Each rank reads only its shards of a saved LLM (`model.llm.path`).
+"""Materialising a model built on the meta device: every rank allocates and fills only its shards.
 
-`from_pretrained` would build the whole LM in every rank's host memory (26 GB in bf16 for the
-13B preset) before tensor parallelism kept a part of it. Under torchrun the LM is built on the
-meta device instead (`UnifiedMultiModalSystem(load_llm_weights=False)`); `parallelize` applies
-tensor parallelism to the empty LM and then calls `load_llm_shards`, which allocates this
-rank's shards (`to_empty`) and fills them from the safetensors files: each tensor is read
-through safetensors' memory map and `distribute_tensor(..., src_data_rank=None)` keeps this
-rank's slice without communication, so host memory holds one full tensor at a time. LoRA
-adapters are initialised afresh and the rotary tables recomputed (neither is in the file).
+Under torchrun the system is built on the meta device, laid out (LoRA, tensor parallelism,
+activation checkpointing, FSDP2: `parallelize`), and only then given memory: `materialize`
+allocates the module's tensors on the device (`to_empty`, which FSDP2 follows by re-registering
+its sharded parameters) and fills each parameter and buffer with this rank's box of the whole
+tensor (`local_box`: the offsets and sizes of a DTensor's local shard, whatever its placements:
+TP, FSDP or both), so no rank ever holds the whole model. Two sources:
+
+  `SafetensorsFiles`  a saved LLM (`model.llm.path`, `save_pretrained`'s safetensors): each
+                      rank reads only its box of each tensor through safetensors' slices of the
+                      memory-mapped file. Rotary tables, which are not saved, are recomputed.
+  `RankZeroModel`     a random initialisation, made once on rank 0's host (the same numbers one
+                      process would draw with the same seed); rank 0 broadcasts each tensor in
+                      turn and every rank keeps its box, so one whole tensor at a time is on a
+                      device, and one whole model on one host.
+
+LoRA adapters are not in either source: each is drawn whole as `LoRALinear` draws it and each
+rank keeps its box, so every rank and one process agree on them.
 """
 
 from __future__ import annotations
@@ -17,15 +26,18 @@ import json
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors import safe_open
 from torch import nn
-from torch.distributed.tensor import DTensor, distribute_tensor
+from torch.distributed.tensor import DTensor
 
 from astrobio.errors import ConfigError
 from astrobio.parallel.lora import LoRALinear
+from astrobio.parallel.mesh import local_box
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
+LLM_PREFIX = "llm.lm."
 
 
 def saved_tensor_files(path: str | Path) -> dict[str, Path]:
@@ -41,38 +53,96 @@ def saved_tensor_files(path: str | Path) -> dict[str, Path]:
                       "there; give a directory written by save_pretrained (safetensors)")
 
 
-def _saved_name(name: str) -> str:
-    """The name `save_pretrained` gave a parameter that wrappers have renamed since."""
+def unwrapped_name(name: str) -> str:
+    """The unparallelized model's name of a tensor that wrappers (activation checkpointing,
+    LoRA's `base`) have renamed."""
     return name.replace("_checkpoint_wrapped_module.", "").replace(".base.", ".")
 
 
-def load_llm_shards(lm: nn.Module, path: str | Path, device: torch.device) -> None:
-    """Allocate `lm` (a meta-device Llama, possibly tensor-parallel and LoRA-wrapped) on
-    `device` and fill it from the safetensors files at `path` (module docstring)."""
-    files = saved_tensor_files(path)
-    lm.to_empty(device=device)
-    handles: dict[Path, object] = {}
-    with torch.no_grad(), contextlib.ExitStack() as opened:
-        for name, param in lm.named_parameters():
-            if ".lora_" in name:
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+class SafetensorsFiles:
+    """The LLM saved at `path`; `read(name, box)` reads only that box of the tensor (names are
+    the system's, `llm.lm.` + the LLM's own). Use as a context manager (files are opened once)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.files = saved_tensor_files(path)
+        self._stack = contextlib.ExitStack()
+        self._handles: dict[Path, object] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        self._handles.clear()
+
+    def has(self, name: str) -> bool:
+        return name.startswith(LLM_PREFIX) and name[len(LLM_PREFIX):] in self.files
+
+    def read(self, name: str, box: tuple[slice, ...], shape, dtype) -> torch.Tensor:
+        key = name[len(LLM_PREFIX):]
+        if not self.has(name):
+            raise ConfigError(f"model.llm.path {str(self.path)!r}: tensor {key!r} of the model "
+                              "is not in its safetensors files")
+        file = self.files[key]
+        if file not in self._handles:
+            self._handles[file] = self._stack.enter_context(safe_open(file, framework="pt"))
+        part = self._handles[file].get_slice(key)
+        if tuple(part.get_shape()) != tuple(shape):
+            raise ConfigError(f"model.llm.path {str(self.path)!r}: tensor {key!r} has shape "
+                              f"{tuple(part.get_shape())}, the model expects {tuple(shape)}")
+        return part[box].to(dtype)
+
+
+class RankZeroModel:
+    """A model that only rank 0 holds (`model` there, None elsewhere); `read` broadcasts each
+    whole tensor from rank 0 over `group` and returns this rank's box of it. Collective: every
+    rank reads the same names in the same order."""
+
+    def __init__(self, model: nn.Module | None, device: torch.device, group=None):
+        self.device, self.group = device, group
+        self.tensors = {} if model is None else {**dict(model.named_parameters()),
+                                                 **dict(model.named_buffers())}
+
+    def has(self, name: str) -> bool:
+        return True
+
+    def read(self, name: str, box: tuple[slice, ...], shape, dtype) -> torch.Tensor:
+        if name in self.tensors:
+            whole = self.tensors[name].detach().to(self.device, dtype)
+        else:
+            whole = torch.empty(shape, dtype=dtype, device=self.device)
+        if dist.is_initialized() and dist.get_world_size(self.group) > 1:
+            dist.broadcast(whole, src=dist.get_global_rank(self.group, 0) if self.group
+                           else 0, group=self.group)
+        return whole[box]
+
+
+def materialize(module: nn.Module, source, device: torch.device, prefix: str = "") -> None:
+    """Allocate `module` (built on the meta device, then laid out by `parallelize`) on `device`
+    and fill every parameter and buffer with its box from `source` (`SafetensorsFiles`,
+    `RankZeroModel`), by the unwrapped name `prefix + name`; LoRA adapters are drawn afresh
+    (module docstring)."""
+    module.to_empty(device=device)
+    with torch.no_grad():
+        for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+            full_name = prefix + unwrapped_name(name)
+            if ".lora_" in name or (_is_rotary(name) and not source.has(full_name)):
                 continue
-            key = _saved_name(name)
-            if key not in files:
-                raise ConfigError(f"model.llm.path {str(path)!r}: tensor {key!r} of the model "
-                                  "is not in its safetensors files")
-            if files[key] not in handles:
-                handles[files[key]] = opened.enter_context(safe_open(files[key], framework="pt"))
-            full = handles[files[key]].get_tensor(key).to(device=device, dtype=param.dtype)
-            if isinstance(param, DTensor):
-                mine = distribute_tensor(full, param.device_mesh, param.placements,
-                                         src_data_rank=None)
-                param.to_local().copy_(mine.to_local())
-            else:
-                param.copy_(full)
-        for module in lm.modules():
-            if isinstance(module, LoRALinear):
-                module.reset_adapters()
-        rotary = lm.model.rotary_emb
-        fresh = type(rotary)(lm.config)
-        for name, buffer in rotary.named_buffers():
-            buffer.copy_(getattr(fresh, name))
+            local = _local(tensor)
+            local.copy_(source.read(full_name, local_box(tensor), tensor.shape, local.dtype))
+        for name, sub in module.named_modules():
+            if isinstance(sub, LoRALinear):
+                sub.reset_adapters()
+            elif _is_rotary(name + ".") and not source.has(f"{prefix}{name}.inv_freq"):
+                fresh = type(sub)(sub.config)  # the rotary tables are not saved: recomputed
+                for key, buffer in sub.named_buffers():
+                    buffer.copy_(getattr(fresh, key))
+
+
+def _is_rotary(name: str) -> bool:
+    return "rotary_emb." in name

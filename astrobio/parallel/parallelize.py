@@ -1,6 +1,7 @@
-"""`parallelize`: the whole plan (LoRA / freezing, TP, activation checkpointing, FSDP) applied to
-an unchanged `UnifiedMultiModalSystem`, in torchtitan's order: TP first (it names modules by
-their original paths), then checkpoint wrappers, then FSDP units over whole wrapped layers.
+"""`parallelize`: the whole plan (LoRA / freezing, TP, activation checkpointing, NF4, FSDP) applied
+to an unchanged `UnifiedMultiModalSystem`, in torchtitan's order: TP first (it names modules by
+their original paths), then checkpoint wrappers, then FSDP units over whole wrapped layers; a
+model built on the meta device is materialized shard by shard at the end (`load.py`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.tensor import DTensor
+from torch.distributed.tensor import DTensor, Partial, Replicate
 
 from astrobio.config import ParallelConfig
 from astrobio.parallel.checkpointing import apply_activation_checkpointing
 from astrobio.parallel.fsdp import apply_fsdp
 from astrobio.parallel.lora import apply_lora
+from astrobio.parallel.qlora import check_compatible, quantize_base
 from astrobio.parallel.tensor_parallel import apply_tensor_parallel
 
 
@@ -29,20 +31,27 @@ def freeze_llm_base(model: nn.Module, parallel: ParallelConfig) -> None:
 
 def parallelize(model: nn.Module, mesh: DeviceMesh, parallel: ParallelConfig,
                 extra: list[nn.Module] = (), low_precision: bool | None = None,
-                materialize_llm: Callable[[nn.Module], None] | None = None) -> nn.Module:
+                materialize: Callable[[nn.Module], None] | None = None) -> nn.Module:
     """Apply the plan to `model` in place over the `(dp, tp)` `mesh`; `extra` modules (e.g. the
     loss's `UncertaintyWeighting`) are FSDP units too; `low_precision` (default: on CUDA)
-    makes FSDP compute in bf16; `materialize_llm(model)` runs once the LLM is tensor-parallel
-    and before FSDP (`load.load_llm_shards` for an LLM built on the meta device). Returns
-    `model`."""
+    makes FSDP compute in bf16. A model built on the meta device is given memory by
+    `materialize(model)` (`load.materialize` with a source) once it is laid out, so that each
+    rank allocates only its shards; with an NF4 base (`qlora.py`), before FSDP instead, since
+    quantizing needs the whole weights. Returns `model`."""
+    check_compatible(parallel, mesh["tp"].size())
     freeze_llm_base(model, parallel)
     if mesh["tp"].size() > 1:
         apply_tensor_parallel(model.llm, mesh["tp"], parallel.sequence_parallel,
                               parallel.loss_parallel)
-    if materialize_llm is not None:
-        materialize_llm(model)
     apply_activation_checkpointing(model.llm.lm.model.layers, parallel.activation_checkpointing)
-    apply_fsdp(model, mesh["dp"], list(extra), low_precision)
+    nf4 = parallel.quantize_base == "nf4"
+    if nf4:
+        if materialize is not None:
+            materialize(model)
+        quantize_base(model.llm.lm, shards=mesh["dp"].size())
+    apply_fsdp(model, mesh, list(extra), low_precision)
+    if materialize is not None and not nf4:
+        materialize(model)
     return model
 
 
@@ -68,14 +77,27 @@ def adamw(params: list[nn.Parameter], lr: float, weight_decay: float,
 
 def clip_grad_norm_(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """`torch.nn.utils.clip_grad_norm_` over a mix of plain, TP- and FSDP-sharded (DTensor)
-    gradients: each norm^2 is reduced over its own mesh before the sum."""
+    gradients. Each gradient's local sum of squares is a partial sum over the mesh dims it is
+    sharded on and the same on the dims it is replicated on; the sums of one mesh and layout
+    are added locally and reduced in one collective per (mesh, layout), not one per tensor."""
     grads = [p.grad for p in params if p.grad is not None]
-    squares = []
-    for grad in grads:
-        square = grad.float().square().sum()
-        squares.append(square.full_tensor() if isinstance(square, DTensor) else square)
-    if not squares:
+    if not grads:
         return torch.zeros(())
+    groups: dict[object, list[torch.Tensor]] = {}
+    for grad in grads:
+        if isinstance(grad, DTensor):
+            layout = tuple(Replicate() if p.is_replicate() else Partial() for p in grad.placements)
+            local = grad.to_local().float().square().sum()
+            groups.setdefault((grad.device_mesh, layout), []).append(local)
+        else:
+            groups.setdefault(None, []).append(grad.float().square().sum())
+    squares = []
+    for key, locals_ in groups.items():
+        total = torch.stack(locals_).sum()
+        if key is not None:
+            mesh, layout = key
+            total = DTensor.from_local(total, mesh, layout, run_check=False).full_tensor()
+        squares.append(total)
     total = torch.stack(squares).sum().sqrt()
     scale = (max_norm / (total + 1e-6)).clamp(max=1.0)
     for grad in grads:

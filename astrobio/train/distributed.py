@@ -5,13 +5,15 @@
 `train.batch_size` is the global batch, each data-parallel rank loads its `batch_size / dp`
 share (`make_loader(num_replicas=dp, rank=dp_rank)`), ranks of one TP group load the same
 samples. Rank 0 alone writes metrics, the run config and the progress bar;
-every rank writes its shards of the checkpoint (`dcp.py`) and reads only its shards of a saved
-LLM (`load.py`). Each step logs tokens/s and MFU (`astrobio.train.throughput`). Per-module
-gradient-flow logging is single-process only.
+every rank builds the model on the meta device and fills only its shards (`load.py`), and
+writes its shards of the checkpoint (`dcp.py`: what trains, asynchronously; a frozen base read
+from files is referenced by its digests, not copied). Each step logs tokens/s and MFU
+(`astrobio.train.throughput`). Per-module gradient-flow logging is single-process only.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -20,7 +22,7 @@ from torch.distributed.device_mesh import DeviceMesh
 
 from astrobio.config import Config
 from astrobio.parallel import dcp
-from astrobio.parallel.load import load_llm_shards
+from astrobio.parallel.load import LLM_PREFIX, RankZeroModel, SafetensorsFiles, materialize
 from astrobio.parallel.mesh import init_mesh, local_device
 from astrobio.parallel.parallelize import (
     adamw,
@@ -36,9 +38,10 @@ from astrobio.train.trainer import train
 
 class MeshParallelism:
     """The `(dp, tp)` mesh of the ranks torchrun started, as a `layout.Layout`: the model built
-    in mixed precision (`parallel.precision`) and parallelized by `parallelize`, a
-    DTensor-aware optimizer and clipping, losses averaged over data-parallel ranks, a sharded
-    checkpoint directory (`dcp.py`)."""
+    on the meta device in mixed precision (`parallel.precision`), laid out by `parallelize` and
+    materialized shard by shard (`parallel.load`), a DTensor-aware optimizer and clipping,
+    losses averaged over data-parallel ranks, sharded checkpoints saved asynchronously
+    (`parallel.dcp`)."""
 
     gradient_flow = False  # per-module gradient norms are measured in a single process
 
@@ -51,18 +54,42 @@ class MeshParallelism:
         self.dp, self.dp_rank = dp_mesh.size(), dp_mesh.get_local_rank()
         self._dp_group = dp_mesh.get_group()
         self._sharded_loss = uses_loss_parallel(mesh, config.parallel)
+        # DCP's asynchronous save runs its collectives in a thread: on a group of their own.
+        self._checkpoint_group = dist.new_group(backend="gloo")
+        self._pending: dcp.PendingSave | None = None
+        self._base: Future | None = None
+        self._config: Config | None = None
 
     def build(self, config: Config, uncertainty: torch.nn.Module | None) -> torch.nn.Module:
-        """A saved LLM (`model.llm.path`) is read shard by shard (`load.py`), never whole."""
+        """Every rank builds the system on the meta device and fills only its shards: from the
+        files of a saved LLM (`model.llm.path`), or, for a random initialisation, from the one
+        copy rank 0 draws (the numbers one process draws with this seed)."""
+        self._config = config
+        low = self.device.type == "cuda"
         path = config.model.llm.path
-        model = build_model(config, self.device.type == "cuda", load_llm_weights=path is None)
-        materialize = None
-        if path is not None:
-            def materialize(m):
-                load_llm_shards(m.llm.lm, path, self.device)
-        parallelize(model, self.mesh, self.parallel, extra=[uncertainty] if uncertainty else [],
-                    materialize_llm=materialize)
+        extra = [uncertainty] if uncertainty else []
+        if path is None:
+            whole = build_model(config, low) if self.main else None
+            _continue_from_rank0_generator(self.device)
+            with torch.device("meta"):
+                model = build_model(config, low)
+            source = RankZeroModel(whole, self.device)
+            parallelize(model, self.mesh, self.parallel, extra=extra, low_precision=low,
+                        materialize=lambda m: materialize(m, source, self.device))
+            del whole, source
+            return model
+        if self.main and self._frozen_base(config):
+            self._base = ThreadPoolExecutor(1).submit(dcp.BaseReference.of, path)
+        model = build_model(config, low, load_llm_weights=False)  # the LLM on the meta device
+        with SafetensorsFiles(path) as files:
+            parallelize(model, self.mesh, self.parallel, extra=extra, low_precision=low,
+                        materialize=lambda m: materialize(m.llm.lm, files, self.device,
+                                                          prefix=LLM_PREFIX))
         return model.to(self.device)
+
+    @staticmethod
+    def _frozen_base(config: Config) -> bool:
+        return config.parallel.lora_rank > 0 or config.parallel.freeze_llm
 
     def optimizer(self, params, cfg) -> torch.optim.Optimizer:
         return adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=False)
@@ -90,11 +117,43 @@ class MeshParallelism:
     def checkpoint_path(self, files: RunFiles) -> Path:
         return files.root / dcp.DIRECTORY_NAME
 
+    def base_reference(self) -> dcp.BaseReference | None:
+        """The frozen base's files and digests (every rank), or None without such a base."""
+        config = self._config
+        if config.model.llm.path is None or not self._frozen_base(config):
+            return None
+        if self.main and self._base is None:
+            self._base = ThreadPoolExecutor(1).submit(dcp.BaseReference.of,
+                                                     config.model.llm.path)
+        shared = [self._base.result() if self.main else None]
+        dist.broadcast_object_list(shared, src=0)
+        return shared[0]
+
     def save(self, path: Path, model, optimizer, state: dict) -> None:
-        dcp.save(path, model, optimizer, state)
+        """Returns once the state is staged in host memory; the files are written while
+        training goes on (the previous save is waited for first)."""
+        self.finish_checkpoint()
+        self._pending = dcp.save(path, model, optimizer, state, base=self.base_reference(),
+                                 async_group=self._checkpoint_group)
+
+    def finish_checkpoint(self) -> None:
+        """Wait until the last save is on disk and has replaced the previous checkpoint."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.wait()
+            dist.barrier()
 
     def load(self, path: Path, model, optimizer) -> dict:
-        return dcp.load(path, model, optimizer)
+        self.finish_checkpoint()
+        return dcp.load(path, model, optimizer, base=self.base_reference())
+
+
+def _continue_from_rank0_generator(device: torch.device) -> None:
+    """Rank 0 drew the random initialisation and its CPU generator moved on; every rank
+    continues from rank 0's state, as one process would (and the ranks stay in step)."""
+    state = torch.get_rng_state().to(device)
+    dist.broadcast(state, src=0)
+    torch.set_rng_state(state.cpu())
 
 
 def train_distributed(config: Config, run_dir: str | Path, data_dir: str | Path | None = None,
@@ -102,10 +161,12 @@ def train_distributed(config: Config, run_dir: str | Path, data_dir: str | Path 
     """Train `config` on the ranks torchrun started; returns the test metrics (every rank)."""
     owns_group = not dist.is_initialized()
     mesh = init_mesh(config.parallel)
+    layout = MeshParallelism(config, mesh)
     try:
         results = train(config, run_dir, data_dir, resume=resume, progress=progress,
-                        layout=MeshParallelism(config, mesh), force=force)
+                        layout=layout, force=force)
     finally:
+        layout.finish_checkpoint()
         if owns_group and dist.is_initialized():
             dist.destroy_process_group()
     return results

@@ -147,6 +147,8 @@ def equivalence_rank(rank: int, cases: list[list[str]], seed: int, batch_size: i
     for index, extra in enumerate(cases):
         config = small_config(*extra)
         model, sharded = parallel_model(config)
+        if config.parallel.lora_rank:
+            set_lora_b(model, seed)
         batch = make_batch(seed, batch_size, config)
         if dist.get_world_size() > config.parallel.tp:  # each data-parallel rank: its share
             batch = make_batch(seed + 1 + rank // config.parallel.tp, batch_size, config)
@@ -216,8 +218,8 @@ def sharded_llm_rank(rank: int, overrides: list[str], lm_dir: str, seed: int,
                      batch_size: int) -> list:
     """Loss and full gradients of one step under the plan, with the saved LLM at `lm_dir`
     read whole (`from_pretrained`) and read shard by shard into a meta-device build
-    (`load_llm_shards`); every other module starts from the same weights in both."""
-    from astrobio.parallel.load import load_llm_shards
+    (`load.materialize`); both built from the same seed."""
+    from astrobio.parallel.load import LLM_PREFIX, SafetensorsFiles, materialize
     from astrobio.parallel.mesh import init_mesh
     from astrobio.parallel.parallelize import parallelize, uses_loss_parallel
     from astrobio.parallel.precision import build_model
@@ -225,17 +227,123 @@ def sharded_llm_rank(rank: int, overrides: list[str], lm_dir: str, seed: int,
     config = small_config(*overrides, f"model.llm.path={lm_dir}")
     mesh = init_mesh(config.parallel, timeout=COLLECTIVE_TIMEOUT)
     batch = make_batch(seed, batch_size, config)
-    others = None
     results = []
     for whole in (True, False):
+        torch.manual_seed(seed)
         model = build_model(config, low_precision=False, load_llm_weights=whole)
-        if others is None:
-            others = {k: v.clone() for k, v in model.state_dict().items()
-                      if not k.startswith("llm.lm.")}
-        else:
-            model.load_state_dict(others, strict=False)
-        parallelize(model, mesh, config.parallel, materialize_llm=None if whole else (
-            lambda m: load_llm_shards(m.llm.lm, lm_dir, torch.device("cpu"))))
+        with SafetensorsFiles(lm_dir) as files:
+            parallelize(model, mesh, config.parallel, materialize=None if whole else (
+                lambda m, files=files: materialize(m.llm.lm, files, torch.device("cpu"),
+                                                   prefix=LLM_PREFIX)))
         results.append(loss_and_grads(model, config, batch,
                                       uses_loss_parallel(mesh, config.parallel)))
     return results
+
+
+def set_lora_b(model, seed: int, std: float = 0.1) -> None:
+    """Every LoRA B drawn N(0, std^2) from `seed`, whole, each rank keeping its shard: the same
+    matrices in every process (B = 0 at initialisation would leave A without gradients)."""
+    from astrobio.parallel.lora import LoRALinear
+    from astrobio.parallel.mesh import local_box
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LoRALinear):
+                weight = module.lora_b.weight
+                whole = torch.randn(weight.shape, generator=generator) * std
+                local = weight.to_local() if hasattr(weight, "to_local") else weight
+                local.copy_(whole[local_box(weight)].to(local.dtype))
+
+
+def even_positions(batch, config):
+    """`batch` with its text cut by one token if the LLM's positions would be odd (TP splits the
+    sequence in two; an odd one is padded, which the ideal traffic does not count)."""
+    import dataclasses
+
+    text = batch.input_ids.shape[1]
+    if (config.model.prefix_tokens + text) % 2 == 0:
+        return batch
+    return dataclasses.replace(batch, input_ids=batch.input_ids[:, :text - 1].contiguous(),
+                               attention_mask=batch.attention_mask[:, :text - 1].contiguous())
+
+
+def traffic_rank(rank: int, overrides: list[str], seed: int, batch_size: int) -> dict:
+    """The collectives of one training step (forward, backward, clipping, AdamW) under the
+    plan, counted; with the positions and supervised tokens the ideal needs."""
+    from astrobio.parallel.parallelize import adamw, clip_grad_norm_, trainable_parameters
+    from astrobio.parallel.tensor_parallel import loss_parallel_context
+    from astrobio.plan.traffic import CollectiveCounter
+    from astrobio.train.losses import compute_losses
+
+    config = small_config(*overrides)
+    model, sharded = parallel_model(config)
+    set_lora_b(model, seed)
+    batch = even_positions(make_batch(seed, batch_size, config), config)
+    params = trainable_parameters(model)
+    optimizer = adamw(params, lr=1e-3, weight_decay=0.0)
+    torch.manual_seed(1)
+    with CollectiveCounter() as counter:
+        with loss_parallel_context(sharded):
+            output = model(batch)
+            total, _ = compute_losses(output, batch, config.loss, step=10)
+            total.backward()
+        clip_grad_norm_(params, 1.0)
+        optimizer.step()
+    supervised = int((output.lm.labels[:, 1:] != -100).sum())
+    return {"text": batch.input_ids.shape[1], "supervised": supervised,
+            "tp": counter.traffic.bytes("tp"), "fsdp": counter.traffic.bytes("fsdp"),
+            "table": counter.traffic.table()}
+
+
+def bf16_rank(rank: int, overrides: list[str], seed: int, batch_size: int):
+    """Loss and full gradients of one step of the mixed-precision plan (bf16 LLM and compute,
+    fp32 trained weights and reductions, as on a GPU) on the CPU, LoRA B drawn nonzero."""
+    from astrobio.parallel.mesh import init_mesh
+    from astrobio.parallel.parallelize import parallelize, uses_loss_parallel
+    from astrobio.parallel.precision import build_model
+
+    config = small_config(*overrides)
+    torch.manual_seed(0)
+    model = build_model(config, low_precision=True)
+    mesh = init_mesh(config.parallel, timeout=COLLECTIVE_TIMEOUT)
+    parallelize(model, mesh, config.parallel, low_precision=True)
+    set_lora_b(model, seed)
+    batch = make_batch(seed, batch_size, config)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return loss_and_grads(model, config, batch, uses_loss_parallel(mesh, config.parallel))
+
+
+def load_checkpoint_rank(rank: int, overrides: list[str], lm_dir: str, checkpoint: str,
+                         seed: int, batch_size: int) -> dict:
+    """Build the plan from the saved LLM at `lm_dir` shard by shard, load the checkpoint another
+    world size wrote, and return eval outputs and a few optimizer moments (whole)."""
+    from astrobio.parallel import dcp
+    from astrobio.parallel.load import LLM_PREFIX, SafetensorsFiles, materialize
+    from astrobio.parallel.mesh import init_mesh
+    from astrobio.parallel.parallelize import (
+        adamw,
+        parallelize,
+        trainable_parameters,
+        uses_loss_parallel,
+    )
+    from astrobio.parallel.precision import build_model
+    from astrobio.parallel.tensor_parallel import loss_parallel_context
+
+    config = small_config(*overrides, f"model.llm.path={lm_dir}")
+    mesh = init_mesh(config.parallel, timeout=COLLECTIVE_TIMEOUT)
+    torch.manual_seed(seed + 7)  # encoders drawn differently from the saved ones
+    model = build_model(config, low_precision=False, load_llm_weights=False)
+    with SafetensorsFiles(lm_dir) as files:
+        parallelize(model, mesh, config.parallel, materialize=lambda m: materialize(
+            m.llm.lm, files, torch.device("cpu"), prefix=LLM_PREFIX))
+    optimizer = adamw(trainable_parameters(model), lr=1e-2, weight_decay=0.0)
+    dcp.load(checkpoint, model, optimizer, base=dcp.BaseReference.of(lm_dir))
+    model.eval()
+    with torch.no_grad(), loss_parallel_context(uses_loss_parallel(mesh, config.parallel)):
+        out = model(make_batch(seed + 100, batch_size, config))
+    moments = {clean(name): full_tensor(optimizer.state[p]["exp_avg"]).clone()
+               for name, p in model.named_parameters()
+               if p.requires_grad and ("lora_a" in name or "fusion.queries" in name)}
+    return {"habitable_logit": out.habitable_logit, "lm_loss": full_tensor(out.lm_loss),
+            "moments": moments}

@@ -1,5 +1,5 @@
-"""`load_llm_shards` in one process (plain tensors) and its errors; the tensor-parallel case is
-in test_parallel.py."""
+"""`load.materialize` from a saved LLM's files in one process (plain tensors) and its errors; the
+tensor-parallel case is in test_parallel.py."""
 
 import dataclasses
 import json
@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from astrobio.config import LLMConfig
 from astrobio.errors import ConfigError
 from astrobio.models.llm import build_llama
-from astrobio.parallel.load import load_llm_shards, saved_tensor_files
+from astrobio.parallel.load import SafetensorsFiles, materialize, saved_tensor_files
 
 LLM = LLMConfig(hidden_size=16, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=24,
                 vocab_size=37, max_position_embeddings=16)
@@ -24,7 +24,8 @@ def test_meta_build_filled_from_the_files_equals_from_pretrained(tmp_path, test_
     whole = build_llama(saved)
     meta = build_llama(saved, weights=False)
     assert all(p.is_meta for p in meta.parameters())
-    load_llm_shards(meta, tmp_path, torch.device("cpu"))
+    with SafetensorsFiles(tmp_path) as files:
+        materialize(meta, files, torch.device("cpu"), prefix="llm.lm.")
     for (name, a), (_, b) in zip(whole.state_dict().items(), meta.state_dict().items(),
                                  strict=True):
         assert torch.equal(a, b), name
@@ -54,5 +55,6 @@ def test_sharded_files_and_missing_tensors(tmp_path):
     (tmp_path / "two" / "model.safetensors.index.json").write_text(json.dumps(
         {"weight_map": {k: f for f, keys in halves.items() for k in keys if "lm_head" not in k}}))
     meta = build_llama(dataclasses.replace(LLM, path=str(tmp_path / "one")), weights=False)
-    with pytest.raises(ConfigError, match="lm_head.weight"):
-        load_llm_shards(meta, tmp_path / "two", torch.device("cpu"))
+    files = SafetensorsFiles(tmp_path / "two")
+    with pytest.raises(ConfigError, match="lm_head.weight"), files:
+        materialize(meta, files, torch.device("cpu"), prefix="llm.lm.")
