@@ -1,16 +1,17 @@
-"""The memory planner against a real GPU: rank 0 of the 13b plan, real allocations, one step.
+"""The memory planner against a real GPU: rank 0 of the 13b plan, real allocations, per phase.
 
-    python bench/bench_memory_13b.py                      # on a CUDA machine (>= 40 GB: the
-                                                          # bf16 LLM is built whole, 26 GB,
-                                                          # before TP keeps rank 0's half)
+    python bench/bench_memory_13b.py                      # on a CUDA machine (>= 24 GB)
+    python bench/bench_memory_13b.py --tp 1 --dp 2        # the FSDP-only layout's rank 0
     python bench/bench_memory_13b.py --dry-run            # CPU: the same path, tiny preset
 
 The other ranks are simulated by the fake process group (collectives return at once but
-allocate their outputs), so one GPU holds exactly what rank 0 of the 2-GPU plan would. A
-warm-up step creates the optimizer state; the peak is `torch.cuda.max_memory_allocated` over
-the second (steady-state) step: forward, backward, AdamW. Printed next to the planner's
-analytic figure (and, with `--fake`, its fake-tensor measurement) as a markdown row for
-bench/RESULTS.md. On the CPU (`--dry-run`) the peak comes from MemTracker over real tensors.
+allocate their outputs), so one GPU holds exactly what rank 0 of the plan would: the model is
+built on the meta device and materialized shard by shard as under torchrun
+(`astrobio.plan.measure.run` with real tensors), then runs a warm-up step, a steady-state step,
+an evaluation forward, a checkpoint save and a restore. Each phase's peak is
+`torch.cuda.max_memory_allocated` within it; on the CPU (`--dry-run`) MemTracker over real
+tensors. Printed next to the planner's analytic figure (and, with `--fake`, its fake-tensor
+peak) as a markdown row for bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,15 +23,8 @@ import sys
 import torch
 
 from astrobio.config import load_config
-from astrobio.plan.memory import (
-    GiB,
-    PlanSpec,
-    analytic,
-    fake_process_group,
-    measure,
-    measured,
-    run_step,
-)
+from astrobio.plan.measure import fake_process_group, measure, run
+from astrobio.plan.memory import GiB, PlanSpec, analytic
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,8 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seq", type=int, help="text tokens (default 2048 for 13b)")
     parser.add_argument("--micro-batch", type=int, default=1)
     parser.add_argument("--tp", type=int, default=2)
+    parser.add_argument("--dp", type=int, default=1)
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--activation-checkpointing", default="full")
+    parser.add_argument("--quantize-base", default="none", choices=("none", "nf4"))
     parser.add_argument("--dry-run", action="store_true", help="run on the CPU")
     parser.add_argument("--fake", action="store_true",
                         help="also the planner's fake-tensor measurement (slow for 13b)")
@@ -57,26 +53,25 @@ def main(argv=None) -> int:
     preset = args.preset or ("13b" if cuda else "tiny")
     config = load_config(preset)
     seq = args.seq or (2048 if preset == "13b" else None)
-    spec = PlanSpec(tp=args.tp, dp=1, lora_rank=args.lora_rank,
+    spec = PlanSpec(tp=args.tp, dp=args.dp, lora_rank=args.lora_rank,
                     activation_checkpointing=args.activation_checkpointing,
-                    micro_batch=args.micro_batch, seq=seq)
+                    micro_batch=args.micro_batch, seq=seq, quantize_base=args.quantize_base)
     target = "cuda" if cuda else "cpu"
     with fake_process_group(spec.world):
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        tracker, seconds = run_step(config, spec, target, fake=False, target=target)
-        peak = (torch.cuda.max_memory_allocated() if cuda else measured(tracker).total)
+        measured = run(config, spec, target, device_type=target, fake=False)
+    peak = measured.peak.total
     predicted = analytic(config, spec, target).total
-    fake = measure(config, spec, target)[0].total if args.fake else None
+    fake = measure(config, spec, target).peak.total if args.fake else None
     device = torch.cuda.get_device_name() if cuda else "CPU (dry run)"
+    phases = ", ".join(f"{name} {b.total / GiB:.2f}" for name, b in measured.phases.items())
     print("| date | device | torch | plan | seq | measured peak GiB | analytic GiB | "
-          "fake GiB | analytic / measured |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "fake GiB | analytic / measured | per phase (GiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {datetime.date.today()} | {device} | {torch.__version__} | {preset}: "
           f"{spec.describe()} | {seq or config.data.max_text_tokens} | {peak / GiB:.3f} | "
           f"{predicted / GiB:.3f} | {'' if fake is None else f'{fake / GiB:.3f}'} | "
-          f"{predicted / peak:.3f} |")
-    print(f"(two steps in {seconds:.1f} s)", file=sys.stderr)
+          f"{predicted / peak:.3f} | {phases} |")
+    print(f"(run in {measured.seconds:.1f} s)", file=sys.stderr)
     return 0
 
 

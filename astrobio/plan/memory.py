@@ -1,16 +1,18 @@
-"""Per-rank memory of a parallel plan: an analytic model, and a measurement on fake tensors.
+"""Per-rank memory of a parallel plan: the analytic model, and the headroom a GPU must keep.
 
-Analytic model (bytes on one rank; `t` = TP, `d` = DP degree, `b` micro-batch, `s` LLM
-positions (prefix + text), `h` hidden, `a` heads, `L` layers, `V` vocabulary, `e` bytes per
-activation element: 2 in bf16 on CUDA, 4 in fp32 on the CPU):
+Analytic model (bytes on one rank; `t` = TP, `d` = DP degree, `w = d t` ranks, `b` micro-batch,
+`s` LLM positions (prefix + text), `h` hidden, `a` heads, `L` layers, `V` vocabulary, `e` bytes
+per activation element: 2 in bf16 on CUDA, 4 in fp32 on the CPU):
 
-    parameters   frozen LLM base: e_base bytes/param (bf16 = 2), TP-split: colwise/rowwise
-                 projections, embedding and lm_head / t, norms whole; trained parameters
-                 (LoRA, encoders, fusion, heads, projectors; the LLM too when trained): 4
-                 bytes (fp32 master), FSDP-sharded / d
-    gradients    4 bytes per trained parameter, / d
-    optimizer    AdamW moments, 8 bytes per trained parameter, / d  (4 + 4 + 8 = 16 bytes:
-                 the mixed-precision AdamW cost)
+    parameters   frozen LLM base: 2 bytes/param in bf16 (0.516 in NF4 for the LoRA-wrapped
+                 projections, `qlora.NF4_BYTES_PER_PARAM`; embedding, head and norms stay
+                 bf16), split by TP (colwise/rowwise projections, embedding and lm_head / t,
+                 norms whole) and, with d > 1, by FSDP / d; trained parameters: 4 bytes (fp32
+                 master): LoRA adapters as TP splits them (/ d with d > 1), everything else
+                 (encoders, fusion, heads, projectors) FSDP-sharded over all w ranks
+    gradients    4 bytes per trained parameter, sharded as the parameter
+    optimizer    AdamW moments, 8 bytes per trained parameter, sharded as the parameter
+                 (4 + 4 + 8 = 16 bytes: the mixed-precision AdamW cost)
     activations  per decoder layer (Korthikanti et al. 2022, tensor + sequence parallel):
                    none       s b h (34/t + 5 a s / (h t))   (the s^2 term only where the
                                                            attention scores are materialised;
@@ -30,38 +32,31 @@ activation element: 2 in bf16 on CUDA, 4 in fp32 on the CPU):
                  foreach kernels would hold several fp32 copies of every trained parameter)
 
 The encoders' activations are not in the analytic model; at micro-batch 1 they are a small
-share next to the LLM's (the measurement shows them).
+share next to the LLM's (the measurement, `measure.py`, shows them).
 
-Measurement: rank 0 of the real plan (`parallelize`) is built inside `FakeTensorMode` (no
-storage is allocated) with the fake process group standing in for the other ranks, and runs
-two full steps (forward, backward, AdamW step); the second, with the optimizer state in place,
-under `MemTracker`, which accounts every tensor by category at the step's peak (MemTracker
-files what the optimizer step allocates, its temporaries too, as optimizer state). Things that
-need care: MemTracker registers gradient hooks on every parameter, which a frozen one refuses
-(`_Tracker` gives those an inert handle, and keeps only the device-wide peak: its per-module
-walk on every op would take hours for 40 layers); the graph VAE's message passing has
-data-dependent sizes (`repeat_interleave` over the CSR's rows), which fake tensors cannot
-answer, so it runs on
-real tensors (its parameters are a few MB) with its output feeding the fake rest; the text's
-`input_ids` enter as a fake constant so the LLM's range check can read them, and boolean-mask
-selections (the LM loss's supervised positions) count every position.
+Headroom: what a GPU holds besides the tensors either figure counts (`Headroom`): the CUDA
+context (the driver's and the loaded kernels', about 0.3-0.6 GiB with CUDA 12's lazy loading),
+each NCCL communicator's buffers (NCCL_BUFFSIZE 4 MiB per channel and peer, send and receive,
+plus its own structures: about 0.1-0.3 GiB each) and the caching allocator's fragmentation
+(reserved over allocated: 5-20 % in practice, less with `expandable_segments`). The defaults are
+these ranges' upper ends, stated rather than measured (no GPU here); a plan fits when
+`peak (1 + fragmentation) + context + communicators x NCCL` is within the GPU's memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
+import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-import torch.distributed as dist
-from torch import nn
 
 from astrobio.config import Config, ParallelConfig
+from astrobio.errors import ConfigError
 from astrobio.parallel.lora import COLWISE, ROWWISE
+from astrobio.parallel.qlora import NF4_BYTES_PER_PARAM
 
 GiB = 1024**3
 CATEGORIES = ("parameters", "gradients", "optimizer", "activations", "temporaries")
@@ -77,6 +72,7 @@ class PlanSpec:
     micro_batch: int = 1
     seq: int | None = None  # text tokens; None = config.data.max_text_tokens
     freeze_llm: bool = False
+    quantize_base: str = "none"  # "nf4": QLoRA
 
     @property
     def world(self) -> int:
@@ -85,12 +81,14 @@ class PlanSpec:
     def parallel_config(self) -> ParallelConfig:
         return ParallelConfig(tp=self.tp, dp=self.dp, lora_rank=self.lora_rank,
                               freeze_llm=self.freeze_llm,
-                              activation_checkpointing=self.activation_checkpointing)
+                              activation_checkpointing=self.activation_checkpointing,
+                              quantize_base=self.quantize_base)
 
     def describe(self) -> str:
         lora = f"LoRA r={self.lora_rank}" if self.lora_rank else (
             "LLM frozen" if self.freeze_llm else "LLM trained in full")
-        return (f"TP={self.tp} DP={self.dp}, {lora}, activation checkpointing "
+        base = ", NF4 base (QLoRA)" if self.quantize_base == "nf4" else ""
+        return (f"TP={self.tp} DP={self.dp}, {lora}{base}, activation checkpointing "
                 f"{self.activation_checkpointing}, micro-batch {self.micro_batch}")
 
 
@@ -110,6 +108,37 @@ class Breakdown:
         return {**{n: getattr(self, n) / GiB for n in CATEGORIES}, "total": self.total / GiB}
 
 
+@dataclass(frozen=True)
+class Headroom:
+    """What a GPU holds outside the counted tensors (module docstring), in bytes."""
+
+    cuda_context: float = 0.6 * GiB
+    nccl_per_communicator: float = 0.3 * GiB
+    fragmentation: float = 0.15  # of the peak allocated
+
+    @staticmethod
+    def communicators(spec: PlanSpec) -> int:
+        """NCCL communicators the plan opens: the default group (barriers, loss means), the
+        TP group, the FSDP group of all ranks, and the data-parallel group of the LLM."""
+        if spec.world == 1:
+            return 0
+        groups = {"default"}
+        if spec.tp > 1:
+            groups.add("tp")
+        if spec.dp > 1:
+            groups.add("dp")
+        if spec.tp > 1 and spec.dp > 1:
+            groups.add("dp_tp")
+        return len(groups)
+
+    def reserved(self, spec: PlanSpec, peak: float) -> float:
+        return (self.cuda_context + self.nccl_per_communicator * self.communicators(spec)
+                + self.fragmentation * peak)
+
+    def fits(self, spec: PlanSpec, peak: float, gpu_memory: float) -> bool:
+        return peak + self.reserved(spec, peak) <= gpu_memory
+
+
 def text_tokens(config: Config, spec: PlanSpec) -> int:
     return spec.seq if spec.seq is not None else config.data.max_text_tokens
 
@@ -118,15 +147,19 @@ def llm_positions(config: Config, spec: PlanSpec) -> int:
     return config.model.prefix_tokens + text_tokens(config, spec)
 
 
-def _with_seq(config: Config, spec: PlanSpec) -> Config:
-    """`config` with room for `spec.seq` text tokens (the model checks its position table)."""
-    config = dataclasses.replace(config, data=dataclasses.replace(
-        config.data, max_text_tokens=text_tokens(config, spec)))
+def with_seq(config: Config, spec: PlanSpec) -> Config:
+    """`config` with `spec.seq` text tokens; refused where they and the prefix exceed the
+    LLM's positions (the model would refuse them: the planner never enlarges it)."""
     positions = llm_positions(config, spec)
-    if positions > config.model.llm.max_position_embeddings:
-        llm = dataclasses.replace(config.model.llm, max_position_embeddings=positions)
-        config = dataclasses.replace(config, model=dataclasses.replace(config.model, llm=llm))
-    return config
+    limit = config.model.llm.max_position_embeddings
+    if positions > limit:
+        prefix = config.model.prefix_tokens
+        raise ConfigError(f"--seq {text_tokens(config, spec)}: with the {prefix} prefix "
+                          f"tokens that is {positions} positions, beyond the LLM's "
+                          f"max_position_embeddings {limit} (preset {config.preset}); at most "
+                          f"--seq {limit - prefix}")
+    return dataclasses.replace(config, data=dataclasses.replace(
+        config.data, max_text_tokens=text_tokens(config, spec)))
 
 
 # ---- analytic model ----------------------------------------------------------------------
@@ -150,11 +183,18 @@ def _tp_divisor(name: str, tp: int) -> int:
     return 1
 
 
+def _is_quantized(name: str) -> bool:
+    """A LoRA-wrapped projection's base weight: what QLoRA holds in NF4."""
+    return ".base." in name and name.startswith("llm.lm.")
+
+
 @functools.lru_cache(maxsize=8)
 def _parameters(config_json: str, lora_rank: int, lora_alpha: float, freeze_llm: bool
-                ) -> tuple[list[tuple[str, int, bool]], tuple[tuple[str, ...], ...]]:
-    """(name, numel, trained) of every parameter, and the names in each FSDP unit, of the
-    model built on the meta device (no memory, no initialisation cost beyond the structure)."""
+                ) -> tuple[dict[str, tuple[tuple[int, ...], bool]], tuple[tuple[str, ...], ...],
+                           int]:
+    """{name: (shape, trained)} of every parameter; the names in each FSDP unit (the non-LLM
+    units, the root's remainder last among them, then the LLM's units) and how many units are
+    non-LLM; from the model built on the meta device."""
     from astrobio.config import config_from_dict
     from astrobio.models import UnifiedMultiModalSystem
     from astrobio.parallel.fsdp import llm_units, trained_units
@@ -166,41 +206,95 @@ def _parameters(config_json: str, lora_rank: int, lora_alpha: float, freeze_llm:
         model = UnifiedMultiModalSystem(config)
         freeze_llm_base(model, parallel)
     names = {id(p): n for n, p in model.named_parameters()}
-    params = [(n, p.numel(), p.requires_grad) for n, p in model.named_parameters()]
-    units = {"trained": trained_units(model), "llm": llm_units(model)}
+    params = {n: (tuple(p.shape), p.requires_grad) for n, p in model.named_parameters()}
+    in_llm = {id(p) for p in model.llm.lm.parameters()}
     # An FSDP unit manages the parameters no unit listed before it (its children) took.
     taken: set[int] = set()
     unit_names = []
-    for unit in units["trained"] + units["llm"]:
-        own = [p for p in unit.parameters() if p.requires_grad and id(p) not in taken]
+
+    def claim(candidates) -> None:
+        own = [p for p in candidates if id(p) not in taken]
         taken.update(id(p) for p in own)
         unit_names.append(tuple(names[id(p)] for p in own))
-    unit_names = tuple(unit_names)
-    return params, (unit_names, len(units["trained"]))
+
+    for unit in trained_units(model):
+        claim(unit.parameters())
+    claim(p for p in model.parameters() if id(p) not in in_llm)  # the root's remainder
+    n_trained_units = len(unit_names)
+    for unit in llm_units(model):
+        claim(unit.parameters())
+    return params, tuple(unit_names), n_trained_units
+
+
+def _config_key(config: Config, spec: PlanSpec) -> tuple:
+    config_json = json.dumps(with_seq(config, spec).to_dict(), sort_keys=True)
+    return config_json, spec.lora_rank, 16.0, spec.freeze_llm
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
 
 
 def parameter_counts(config: Config, spec: PlanSpec) -> dict[str, float]:
-    """Per-rank parameter counts: `frozen` (the LLM base), `trained`, the largest trained
-    tensor and the largest FSDP unit (trained parameters, whole); from the model's structure
-    on the meta device and the plan's sharding rules."""
-    config_json = json.dumps(_with_seq(config, spec).to_dict(), sort_keys=True)
-    params, (unit_names, n_trained_units) = _parameters(
-        config_json, spec.lora_rank, 16.0, spec.freeze_llm)
-    numel = {name: count for name, count, _ in params}
-    frozen = trained = largest = 0.0
-    for name, count, is_trained in params:
-        count = count / (_tp_divisor(name, spec.tp) if name.startswith("llm.lm.") else 1)
-        if not name.startswith("llm.lm.") or spec.dp > 1:
-            count /= spec.dp
+    """Per-rank parameter counts: `frozen` (the LLM base; `frozen_nf4` of it quantized),
+    `trained`, the largest trained tensor and the largest FSDP unit gathered (all of its
+    parameters, TP-sharded as they are); from the model's structure on the meta device and
+    the plan's sharding rules."""
+    params, unit_names, n_trained_units = _parameters(*_config_key(config, spec))
+    frozen = frozen_nf4 = trained = largest = 0.0
+    for name, (shape, is_trained) in params.items():
+        count = _numel(shape) / _sharding(name, spec)
         if is_trained:
             trained += count
             largest = max(largest, count)
         else:
             frozen += count
+            if spec.quantize_base == "nf4" and _is_quantized(name):
+                frozen_nf4 += count
     units = unit_names if spec.dp > 1 else unit_names[:n_trained_units]
-    largest_unit = max(sum(numel[n] for n in unit) for unit in units)
-    return {"frozen": frozen, "trained": trained, "largest_trained": largest,
-            "largest_unit": largest_unit}
+    largest_unit = max(sum(_numel(params[n][0]) / _tp_share(n, spec) for n in unit)
+                       for unit in units)
+    return {"frozen": frozen, "frozen_nf4": frozen_nf4, "trained": trained,
+            "largest_trained": largest, "largest_unit": largest_unit}
+
+
+def _tp_share(name: str, spec: PlanSpec) -> int:
+    return _tp_divisor(name, spec.tp) if name.startswith("llm.lm.") else 1
+
+
+def _sharding(name: str, spec: PlanSpec) -> int:
+    """Into how many parts the plan splits the parameter `name` (fsdp.py, tensor_parallel.py):
+    LLM parameters by TP, and by FSDP over dp when dp > 1; the rest by FSDP over all ranks."""
+    if name.startswith("llm.lm."):
+        return _tp_divisor(name, spec.tp) * spec.dp
+    return spec.world
+
+
+def unit_sizes(config: Config, spec: PlanSpec, target: str = "cuda"
+               ) -> list[tuple[float, float, int, bool]]:
+    """Per FSDP unit, on one rank: (bytes one all-gather returns, fp32 gradient elements one
+    reduce-scatter takes, the ranks it spans, whether it is the root), each parameter padded
+    along dim 0 to a multiple of the ranks as FSDP2 pads it. Compute dtype: bf16 for "cuda"
+    (NF4 for a quantized base), fp32 for "cpu"."""
+    params, unit_names, n_trained_units = _parameters(*_config_key(config, spec))
+    sizes = []
+    for index, unit in enumerate(unit_names):
+        llm_unit = index >= n_trained_units
+        if llm_unit and spec.dp == 1:
+            break
+        ranks = spec.dp if llm_unit else spec.world
+        gathered = reduced = 0.0
+        for name in unit:
+            shape, is_trained = params[name]
+            dim0 = shape[0] // _tp_share(name, spec)
+            padded = math.ceil(dim0 / ranks) * ranks * _numel(shape[1:])
+            element = 4 if target != "cuda" else (
+                NF4_BYTES_PER_PARAM if spec.quantize_base == "nf4" and _is_quantized(name)
+                else 2)
+            gathered += padded * element
+            reduced += padded if is_trained else 0
+        sizes.append((gathered, reduced, ranks, index == n_trained_units - 1))
+    return sizes
 
 
 def analytic(config: Config, spec: PlanSpec, device_type: str = "cuda",
@@ -229,8 +323,10 @@ def analytic(config: Config, spec: PlanSpec, device_type: str = "cuda",
     backward_temps = (max(logits, layer_full if mode == "full" else 0.0)
                       + e * counts["largest_unit"])
     base_bytes = 2 if cuda else 4
+    frozen_bytes = (base_bytes * (counts["frozen"] - counts["frozen_nf4"])
+                    + NF4_BYTES_PER_PARAM * counts["frozen_nf4"])
     static = Breakdown(
-        parameters=base_bytes * counts["frozen"] + TRAINED_BYTES["parameters"] * counts["trained"],
+        parameters=frozen_bytes + TRAINED_BYTES["parameters"] * counts["trained"],
         gradients=TRAINED_BYTES["gradients"] * counts["trained"],
         optimizer=TRAINED_BYTES["optimizer"] * counts["trained"])
     # The peak is the larger of the backward's (activations live) and the optimizer step's
@@ -239,191 +335,3 @@ def analytic(config: Config, spec: PlanSpec, device_type: str = "cuda",
     if activations + backward_temps >= optimizer_temps:
         return dataclasses.replace(static, activations=activations, temporaries=backward_temps)
     return dataclasses.replace(static, temporaries=optimizer_temps)
-
-
-# ---- one real step of rank 0 ----------------------------------------------------------------
-
-class _InertHandle:
-    def remove(self) -> None:
-        pass
-
-
-def _tracker():
-    from torch.distributed._tools.mem_tracker import MemTracker
-
-    class _Tracker(MemTracker):
-        """MemTracker that leaves frozen parameters (which refuse gradient hooks) alone and keeps
-        only the device-wide peak."""
-
-        def _track_module_params_and_buffers(self, module, install_grad_hooks=True):
-            for param in module.parameters():
-                if not param.requires_grad and param not in self._param_to_grad_hook_handles:
-                    self._param_to_grad_hook_handles[param] = (_InertHandle(), _InertHandle())
-            return super()._track_module_params_and_buffers(module, install_grad_hooks)
-
-        def _update_peak_stats(self, peak_state) -> None:
-            # Only the device-wide peak is read here; MemTracker's per-module walk on every op
-            # costs O(modules) and makes a 40-layer model take hours on fake tensors.
-            for device, snap in self._curr_mem_snap.items():
-                if self._peak_mem.get(device, 0) < snap["Total"]:
-                    self._peak_mem[device] = snap["Total"]
-                    self._peak_mem_snap[device] = dict(snap)
-
-    return _Tracker()
-
-
-class _EveryMaskedElement:
-    """A dispatch mode (over FakeTensorMode) that answers boolean-mask indexing of fake tensors
-    as if every element were selected: the size a fake tensor cannot know, taken at its
-    maximum (the LM loss selects its supervised positions this way; all of them is the
-    analytic model's assumption too). Values are irrelevant here; only sizes are."""
-
-    def __new__(cls):
-        from torch._subclasses.fake_tensor import FakeTensor
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        aten = torch.ops.aten
-        puts = {aten.index_put.default, aten.index_put_.default, aten._index_put_impl_.default}
-
-        def fake_mask(indices) -> torch.Tensor | None:
-            if len(indices) != 1 or indices[0] is None:
-                return None
-            mask = indices[0]
-            return mask if isinstance(mask, FakeTensor) and mask.dtype == torch.bool else None
-
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                kwargs = kwargs or {}
-                if func is aten.index.Tensor and fake_mask(args[1]) is not None:
-                    return args[0].flatten(0, args[1][0].dim() - 1).clone()
-                if func in puts and fake_mask(args[1]) is not None:
-                    return args[0] if func is not aten.index_put.default else args[0].clone()
-                return func(*args, **kwargs)
-
-        return Mode()
-
-
-def synthetic_batch(config: Config, micro_batch: int, seq: int):
-    """`micro_batch` generated planets with exactly `seq` text tokens each."""
-    from astrobio.data.batch import multimodal_collate_fn
-    from astrobio.data.synthetic.generator import generate_samples
-
-    rng = np.random.default_rng(0)
-    samples = [dataclasses.replace(
-        sample, input_ids=rng.integers(1, config.model.llm.vocab_size, seq).astype(np.int64))
-        for sample in generate_samples(0, micro_batch, config.data)]
-    return multimodal_collate_fn(samples)
-
-
-@contextlib.contextmanager
-def fake_process_group(world: int):
-    """Rank 0 of `world` ranks, every collective answered locally (no other process)."""
-    from torch.testing._internal.distributed.fake_pg import FakeStore
-
-    if dist.is_initialized():
-        raise RuntimeError("a process group is already running; measure in a fresh process")
-    dist.init_process_group("fake", rank=0, world_size=world, store=FakeStore())
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
-
-
-def _real_graph_encoder(model: nn.Module, config: Config, fake: bool) -> None:
-    """Swap in a real-tensor GraphVAE of the same shape whose forward leaves the fake mode."""
-    from torch._subclasses.fake_tensor import unset_fake_temporarily
-
-    from astrobio.models import GraphVAE
-
-    m = config.model
-    with unset_fake_temporarily():
-        graph = GraphVAE(m.gnn_hidden, m.gnn_layers, m.gnn_latent, m.d_model,
-                         n_heads=m.fusion_heads)
-    if fake:
-        forward = graph.forward
-
-        def real_forward(*args, **kwargs):
-            with unset_fake_temporarily():
-                return forward(*args, **kwargs)
-
-        graph.forward = real_forward
-    model.graph_encoder = graph
-
-
-def run_step(config: Config, spec: PlanSpec, device_type: str, fake: bool = True,
-             target: str = "cuda"):
-    """Build rank 0 of `spec` on `device_type` and run two training steps, the second under
-    MemTracker; returns (MemTracker, seconds).
-
-    With `fake` nothing is allocated (FakeTensorMode, on any device); without, tensors are
-    real (the GPU benchmark). `target` "cuda" uses the GPU plan's precisions (bf16 LLM base,
-    bf16 compute under autocast and FSDP's policy), "cpu" fp32 throughout. Call inside
-    `fake_process_group(spec.world)`."""
-    import time
-
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    from torch.distributed.device_mesh import init_device_mesh
-
-    from astrobio.parallel.parallelize import (
-        adamw,
-        parallelize,
-        trainable_parameters,
-        uses_loss_parallel,
-    )
-    from astrobio.parallel.precision import build_model
-    from astrobio.parallel.tensor_parallel import loss_parallel_context
-    from astrobio.train.losses import compute_losses
-    started = time.perf_counter()
-    config = _with_seq(config, spec)
-    device = torch.device(device_type)
-    batch = synthetic_batch(config, spec.micro_batch, text_tokens(config, spec)).to(device)
-    mesh = init_device_mesh(device_type, (spec.dp, spec.tp), mesh_dim_names=("dp", "tp"))
-    parallel = spec.parallel_config()
-    mode = FakeTensorMode(allow_non_fake_inputs=True) if fake else contextlib.nullcontext()
-    low = target == "cuda"
-    autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=low)
-    masks = _EveryMaskedElement() if fake else contextlib.nullcontext()
-    with mode, masks, device:
-        model = build_model(config, low)
-        _real_graph_encoder(model, config, fake)
-        parallelize(model, mesh, parallel, low_precision=low)  # built on `device`: no .to()
-        optimizer = adamw(trainable_parameters(model), lr=1e-4, weight_decay=0.01,
-                          foreach=False)
-
-        def step():
-            inputs = batch
-            if fake:  # a fresh constant each step: an op that may alias it drops its value
-                inputs = dataclasses.replace(batch, input_ids=mode.fake_tensor_converter
-                                             .from_real_tensor(mode, batch.input_ids,
-                                                               make_constant=True))
-            with loss_parallel_context(uses_loss_parallel(mesh, parallel)):
-                with autocast:
-                    output = model(inputs)
-                    total = compute_losses(output, inputs, config.loss, step=1)[0]
-                total.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-        step()  # creates the optimizer state: the tracked step is a steady-state one
-        tracker = _tracker()
-        tracker.track_external(model, optimizer)
-        with tracker:
-            step()
-    return tracker, time.perf_counter() - started
-
-
-def measured(tracker) -> Breakdown:
-    """The tracker's peak snapshot in the planner's categories."""
-    peak = next(iter(tracker.get_tracker_snapshot("peak").values()))
-    get = lambda *keys: float(sum(peak.get(k, 0) for k in keys))
-    return Breakdown(parameters=get("Parameter", "Buffer"), gradients=get("Gradient"),
-                     optimizer=get("Optstate"), activations=get("Activation"),
-                     temporaries=get("Temp", "Other"))
-
-
-def measure(config: Config, spec: PlanSpec, target: str = "cuda") -> tuple[Breakdown, float]:
-    """Rank 0's peak of one steady-state step of `spec` on fake tensors (CPU-hosted, with the
-    precisions of `target`): (breakdown, seconds taken)."""
-    with fake_process_group(spec.world):
-        tracker, seconds = run_step(config, spec, "cpu", fake=True, target=target)
-    return measured(tracker), seconds
