@@ -108,7 +108,9 @@ def _promote(staging: Path, path: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def _model_state(model: nn.Module, without_frozen: bool) -> dict:
+def model_state(model: nn.Module, without_frozen: bool) -> dict:
+    """The model's state dict as a checkpoint holds it: `without_frozen` when the base is
+    referenced by its files (`BaseReference`)."""
     return get_model_state_dict(model, options=StateDictOptions(
         ignore_frozen_params=without_frozen))
 
@@ -124,7 +126,7 @@ def save(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | 
     if _rank() == 0 and staging.exists():
         shutil.rmtree(staging)
     _barrier()
-    state = {"model": _model_state(model, without_frozen=base is not None)}
+    state = {"model": model_state(model, without_frozen=base is not None)}
     if optimizer is not None:
         state["optimizer"] = get_optimizer_state_dict(model, optimizer)
     staging.mkdir(parents=True, exist_ok=True)
@@ -166,7 +168,7 @@ def load(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | 
         raise ConfigError(f"{path}: the checkpoint trained LoRA adapters on the frozen base at "
                           f"{referenced.path!r} (sha256 in {BASE_FILE}); this model has {have}, "
                           "whose files differ: set model.llm.path to that base")
-    state = {"model": _model_state(model, without_frozen=referenced is not None)}
+    state = {"model": model_state(model, without_frozen=referenced is not None)}
     if optimizer is not None:
         state["optimizer"] = get_optimizer_state_dict(model, optimizer)
     check_metadata(path)

@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
 from astrobio.config import Config
+from astrobio.parallel.dcp import model_state
 from astrobio.plan.memory import Breakdown, PlanSpec, text_tokens, with_seq
 from astrobio.plan.traffic import CollectiveCounter, Traffic
 
@@ -248,15 +249,20 @@ class _LLMFilesStandIn:
         return torch.zeros([s.stop - s.start for s in box], dtype=dtype)
 
 
+def _has_frozen(model) -> bool:
+    return any(not p.requires_grad for p in model.parameters())
+
+
 def _checkpoint_items(model, optimizer):
-    """DCP's save planning of rank 0's state: the planner, its final plan, and the metadata."""
+    """DCP's save planning of rank 0's state: the planner, its final plan, and the metadata.
+    The LLM comes from files (`_LLMFilesStandIn`), so a frozen base is referenced by them, not
+    written (`dcp.save(base=...)`), and a resume does not read it."""
     from torch.distributed.checkpoint import DefaultSavePlanner
     from torch.distributed.checkpoint.state_dict import (
-        get_model_state_dict,
         get_optimizer_state_dict,
     )
 
-    state = {"model": get_model_state_dict(model),
+    state = {"model": model_state(model, without_frozen=_has_frozen(model)),
              "optimizer": get_optimizer_state_dict(model, optimizer)}
     planner = DefaultSavePlanner()
     planner.set_up_planner(state, is_coordinator=True)
@@ -286,12 +292,11 @@ def _restore(model, optimizer, metadata) -> None:
     from torch.distributed.checkpoint import DefaultLoadPlanner
     from torch.distributed.checkpoint.planner import LoadItemType
     from torch.distributed.checkpoint.state_dict import (
-        get_model_state_dict,
         get_optimizer_state_dict,
     )
 
     optimizer.state.clear()
-    state = {"model": get_model_state_dict(model),
+    state = {"model": model_state(model, without_frozen=_has_frozen(model)),
              "optimizer": get_optimizer_state_dict(model, optimizer)}
     planner = DefaultLoadPlanner()
     planner.set_up_planner(state, metadata, is_coordinator=True)
