@@ -37,7 +37,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dp", type=int, default=1)
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--activation-checkpointing", default="full")
-    parser.add_argument("--quantize-base", default="none", choices=("none", "nf4"))
     parser.add_argument("--dry-run", action="store_true", help="run on the CPU")
     parser.add_argument("--fake", action="store_true",
                         help="also the planner's fake-tensor measurement (slow for 13b)")
@@ -55,7 +54,7 @@ def main(argv=None) -> int:
     seq = args.seq or (2048 if preset == "13b" else None)
     spec = PlanSpec(tp=args.tp, dp=args.dp, lora_rank=args.lora_rank,
                     activation_checkpointing=args.activation_checkpointing,
-                    micro_batch=args.micro_batch, seq=seq, quantize_base=args.quantize_base)
+                    micro_batch=args.micro_batch, seq=seq)
     target = "cuda" if cuda else "cpu"
     with fake_process_group(spec.world):
         measured = run(config, spec, target, device_type=target, fake=False)

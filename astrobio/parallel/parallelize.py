@@ -1,5 +1,5 @@
-"""`parallelize`: the whole plan (LoRA / freezing, TP, activation checkpointing, NF4, FSDP) applied
-to an unchanged `UnifiedMultiModalSystem`, in torchtitan's order: TP first (it names modules by
+"""`parallelize`: the whole plan (LoRA / freezing, TP, activation checkpointing, FSDP) applied to
+an unchanged `UnifiedMultiModalSystem`, in torchtitan's order: TP first (it names modules by
 their original paths), then checkpoint wrappers, then FSDP units over whole wrapped layers; a
 model built on the meta device is materialized shard by shard at the end (`load.py`).
 """
@@ -17,7 +17,6 @@ from astrobio.config import ParallelConfig
 from astrobio.parallel.checkpointing import apply_activation_checkpointing
 from astrobio.parallel.fsdp import apply_fsdp
 from astrobio.parallel.lora import apply_lora
-from astrobio.parallel.qlora import check_compatible, quantize_base
 from astrobio.parallel.tensor_parallel import apply_tensor_parallel
 
 
@@ -36,21 +35,14 @@ def parallelize(model: nn.Module, mesh: DeviceMesh, parallel: ParallelConfig,
     loss's `UncertaintyWeighting`) are FSDP units too; `low_precision` (default: on CUDA)
     makes FSDP compute in bf16. A model built on the meta device is given memory by
     `materialize(model)` (`load.materialize` with a source) once it is laid out, so that each
-    rank allocates only its shards; with an NF4 base (`qlora.py`), before FSDP instead, since
-    quantizing needs the whole weights. Returns `model`."""
-    check_compatible(parallel, mesh["tp"].size())
+    rank allocates only its shards. Returns `model`."""
     freeze_llm_base(model, parallel)
     if mesh["tp"].size() > 1:
         apply_tensor_parallel(model.llm, mesh["tp"], parallel.sequence_parallel,
                               parallel.loss_parallel)
     apply_activation_checkpointing(model.llm.lm.model.layers, parallel.activation_checkpointing)
-    nf4 = parallel.quantize_base == "nf4"
-    if nf4:
-        if materialize is not None:
-            materialize(model)
-        quantize_base(model.llm.lm, shards=mesh["dp"].size())
     apply_fsdp(model, mesh, list(extra), low_precision)
-    if materialize is not None and not nf4:
+    if materialize is not None:
         materialize(model)
     return model
 

@@ -75,8 +75,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--tp", type=int)
     parser.add_argument("--lora-rank", type=int)
     parser.add_argument("--activation-checkpointing", choices=tuple(AC_COST))
-    parser.add_argument("--quantize-base", choices=("none", "nf4"),
-                        help="nf4: QLoRA, the frozen base in 4-bit NormalFloat (torchao)")
     parser.add_argument("--target", choices=("cuda", "cpu"), default="cuda",
                         help="precisions of the plan: cuda = bf16 base and compute, cpu = fp32")
     parser.add_argument("--search", action="store_true", help="propose the fastest plan that "
@@ -113,15 +111,14 @@ def requested_plan(config, args) -> PlanSpec:
         lora_rank=parallel.lora_rank if args.lora_rank is None else args.lora_rank,
         activation_checkpointing=(args.activation_checkpointing
                                   or parallel.activation_checkpointing),
-        micro_batch=args.micro_batch, seq=args.seq, freeze_llm=parallel.freeze_llm,
-        quantize_base=args.quantize_base or parallel.quantize_base)
+        micro_batch=args.micro_batch, seq=args.seq, freeze_llm=parallel.freeze_llm)
 
 
-def _tp_degrees(config, gpus: int, nf4: bool) -> list[int]:
+def _tp_degrees(config, gpus: int) -> list[int]:
     llm = config.model.llm
     return [t for t in range(1, gpus + 1) if gpus % t == 0 and llm.num_heads % t == 0
             and llm.num_kv_heads % t == 0 and llm.vocab_size % t == 0
-            and llm.intermediate_size % t == 0 and not (nf4 and t > 1)]
+            and llm.intermediate_size % t == 0]
 
 
 def _ideal_traffic(config, spec: PlanSpec, target: str) -> Traffic:
@@ -135,13 +132,12 @@ def search(config, args) -> PlanSpec | None:
     """The candidate whose analytic peak fits with the headroom and whose modelled time per
     sample is least; among ties (within `TIE`) the one with the most memory to spare."""
     gpu, headroom, hardware = parse_bytes(args.gpu_memory), headroom_of(args), hardware_of(args)
-    nf4 = (args.quantize_base or config.parallel.quantize_base) == "nf4"
     candidates = []
     for tp, mode, micro, rank in itertools.product(
-            _tp_degrees(config, args.gpus, nf4), AC_COST, SEARCH_MICRO_BATCHES,
-            SEARCH_RANKS if nf4 else (0, *SEARCH_RANKS)):
+            _tp_degrees(config, args.gpus), AC_COST, SEARCH_MICRO_BATCHES,
+            (0, *SEARCH_RANKS)):
         spec = PlanSpec(tp=tp, dp=args.gpus // tp, lora_rank=rank, activation_checkpointing=mode,
-                        micro_batch=micro, seq=args.seq, quantize_base="nf4" if nf4 else "none")
+                        micro_batch=micro, seq=args.seq)
         peak = analytic(config, spec, args.target).total
         if not headroom.fits(spec, peak, gpu):
             continue
