@@ -127,6 +127,7 @@ def test_fake_measurement_per_phase_agrees_with_analytic_on_tiny():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # seven phases of the 13b plan on fake tensors: 10-15 min on 2 cores
 def test_13b_plan_fits_two_24gb_gpus_measured_on_fake_tensors():
     config = load_config("13b")
     got = measure(config, PLAN_13B, target="cuda")
