@@ -38,8 +38,11 @@ def check_card_matches(card: dict, config: DataConfig, root: Path) -> None:
     if differing:
         raise DataError("built with a different config: "
                         + ", ".join(f"{k}={built.get(k)!r} (wanted {wanted.get(k)!r})"
-                                    for k in differing), file=str(root / CARD_FILE),
-                        field="config")
+                                    for k in differing)
+                        + "; leave data.* unset to train on a dataset with its own settings, "
+                        "or build it again", file=str(root / CARD_FILE), field="config")
+    if card.get("source", {}).get("kind") != "synthetic":
+        return  # a user's dataset: its config is all there is to compare
     if card.get("generator_version") != GENERATOR_VERSION:
         raise DataError(f"built by generator {card.get('generator_version')!r}, this code has "
                         f"{GENERATOR_VERSION!r}", file=str(root / CARD_FILE),

@@ -1,6 +1,7 @@
-"""The on-disk dataset format: its layout, file checks, the card and the manifest.
+"""The on-disk dataset format: its layout, file checks, checksums, the card and the manifest.
 
-Written by `astrobio.data.build`, read by `astrobio.data.reader`, checked by `.validate`.
+Written by `astrobio.data.writer` (the synthetic build and the build from a user's files both
+go through it), read by `astrobio.data.reader`, checked by `.validate`.
 
 Layout of a dataset directory::
 
@@ -28,14 +29,24 @@ Layout of a dataset directory::
         token_offsets.npy                int64   [n + 1]
 
 Every array is a plain C-order NumPy `.npy` of format version 1.0 (what DALI reads).
+
+Integrity: every file has its sha256 recorded where the reader finds it before reading the
+file. The card's shard entries hold the per-shard arrays' checksums (`sha256`: file name ->
+hex), each manifest record its per-sample files' (`sha256`: field -> hex), the card's `files`
+the manifest's, the tokenizer's and the README's, and `card_sha256` the card's own content
+(its canonical JSON without that key). The reader checks a shard's arrays when it opens the
+shard, and each per-sample file as it reads it; `validate` checks everything. Shard names must
+match `SHARD_PATTERN`, so no name in the card or manifest can point outside the dataset.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +56,7 @@ from astrobio.errors import DataError
 from astrobio.schema import MODALITIES, N_EDGE_FEATURES, N_NODE_FEATURES, PARAM_NAMES
 
 FORMAT = "astrobio-dataset"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 NPY_VERSION = (1, 0)
 CARD_FILE = "card.json"
 README_FILE = "README.md"
@@ -55,6 +66,8 @@ MANIFEST_FILE = "manifest.jsonl"
 BUILD_MARKER = ".astrobio-build"
 SPLITS = ("train", "val", "test")
 TMP_SUFFIX = ".tmp"
+SHARD_PATTERN = re.compile(r"shard-\d{5}")
+CARD_CHECKSUM = "card_sha256"
 
 SAMPLE_FILES = {
     "climate": np.dtype(np.float32),
@@ -75,7 +88,7 @@ RAGGED = {"node_features": "node_offsets", "edge_index": "edge_offsets",
           "edge_attr": "edge_offsets", "input_ids": "token_offsets"}
 MANIFEST_KEYS = {"planet_id": str, "index": int, "split": str, "shard": str, "position": int,
                  "params": dict, "labels": dict, "present": dict, "n_nodes": int, "n_edges": int,
-                 "n_tokens": int, "text": str}
+                 "n_tokens": int, "text": str, "sha256": dict}
 SHARD_FILES = {
     "params": np.dtype(np.float32),
     "present": np.dtype(np.bool_),
@@ -96,6 +109,54 @@ def shard_name(number: int) -> str:
 
 def sample_file(position: int) -> str:
     return f"{position:06d}.npy"
+
+
+def shard_path(root: Path, split: str, name: object) -> Path:
+    """The directory of shard `name` of `split`; a `DataError` for any name that is not a
+    shard name (`../../x`, an absolute path, ...), which is never joined onto the root."""
+    if split not in SPLITS or not isinstance(name, str) or not SHARD_PATTERN.fullmatch(name):
+        raise DataError(f"{name!r} is not a shard name (shard-NNNNN); refused, nothing read",
+                        file=str(Path(root) / CARD_FILE), field=f"splits.{split}.shards")
+    return Path(root) / split / name
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_error(path: Path, expected: object, actual: str, sample: str | None = None,
+                   field: str | None = None, shard: str | None = None) -> DataError:
+    """The error for a file whose sha256 differs from the one recorded when it was written
+    (`shard`: "split/shard-NNNNN" for a file of a shard)."""
+    where = f" (shard {shard})" if shard else ""
+    if not isinstance(expected, str):
+        return DataError(f"no sha256 recorded for this file{where}; the card or manifest is "
+                         "damaged", file=str(path), sample=sample, field=field or "sha256")
+    return DataError(f"sha256 {actual[:12]}... differs from the recorded {expected[:12]}...: "
+                     f"the file changed after the dataset was written{where}; copy or build "
+                     "the dataset again", file=str(path), sample=sample, field=field or "sha256")
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The exact bytes `write_npy` writes."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), version=NPY_VERSION,
+                              allow_pickle=False)
+    return buffer.getvalue()
+
+
+def card_checksum(card: dict) -> str:
+    """sha256 of the card's canonical JSON without its own checksum."""
+    content = {k: v for k, v in card.items() if k != CARD_CHECKSUM}
+    return sha256_bytes(json.dumps(content, sort_keys=True, ensure_ascii=False).encode())
 
 
 def sample_shapes(config: DataConfig) -> dict[str, tuple[int, ...]]:
@@ -130,10 +191,12 @@ def field_file(shard_dir: Path, field: str, position: int) -> Path:
     return shard_dir.parent.parent / MANIFEST_FILE  # the text and the manifest's copies
 
 
-def write_npy(path: Path, array: np.ndarray) -> None:
+def write_npy(path: Path, array: np.ndarray) -> str:
+    """Write `array` as a version 1.0 `.npy`; returns the file's sha256."""
+    data = npy_bytes(array)
     with open(path, "wb") as f:
-        np.lib.format.write_array(f, np.ascontiguousarray(array), version=NPY_VERSION,
-                                  allow_pickle=False)
+        f.write(data)
+    return sha256_bytes(data)
 
 
 def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -191,8 +254,9 @@ def _map(path: Path, dtype: np.dtype, shape: tuple[int, ...], offset: int) -> np
     return np.memmap(path, dtype=dtype, mode="r", shape=tuple(shape), offset=offset)
 
 
-def read_card(root: str | Path) -> dict:
-    """The card of a complete dataset; a clear error for a missing or unfinished one."""
+def read_card(root: str | Path, verify: bool = True) -> dict:
+    """The card of a complete dataset; a clear error for a missing or unfinished one, or (with
+    `verify`) for a card whose content differs from its recorded sha256."""
     root = Path(root)
     path = root / CARD_FILE
     if not root.is_dir():
@@ -211,7 +275,12 @@ def read_card(root: str | Path) -> dict:
         raise DataError(f"not an {FORMAT} card", file=str(path), field="format")
     if card.get("format_version") != FORMAT_VERSION:
         raise DataError(f"format version {card.get('format_version')!r}, this code reads "
-                        f"{FORMAT_VERSION}", file=str(path), field="format_version")
+                        f"{FORMAT_VERSION}; build the dataset again", file=str(path),
+                        field="format_version")
+    if verify and card.get(CARD_CHECKSUM) != card_checksum(card):
+        raise DataError("the card's content does not match its recorded sha256 (edited or "
+                        "damaged); build the dataset again", file=str(path),
+                        field=CARD_CHECKSUM)
     return card
 
 
@@ -229,12 +298,23 @@ def card_config(card: dict, root: str | Path) -> DataConfig:
     return DataConfig(**values)
 
 
-def read_manifest(root: str | Path) -> list[dict]:
+def read_manifest(root: str | Path, card: dict | None = None) -> list[dict]:
+    """The manifest's records; with `card`, its bytes are first checked against the card's
+    recorded sha256."""
     path = Path(root) / MANIFEST_FILE
     try:
-        lines = path.read_text().splitlines()
+        data = path.read_bytes()
     except OSError as err:
         raise DataError(f"unreadable manifest: {err.strerror}", file=str(path)) from None
+    if card is not None:
+        expected = (card.get("files") or {}).get(MANIFEST_FILE)
+        actual = sha256_bytes(data)
+        if expected != actual:
+            raise checksum_error(path, expected, actual)
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"not UTF-8 text: {err}", file=str(path)) from None
     records = []
     for number, line in enumerate(lines, start=1):
         try:

@@ -22,18 +22,30 @@ from astrobio.schema import (
     SPECTRUM_ERR_RANGE_PPM,
     SPECTRUM_RANGE_PPM,
     SURFACE_TEMPERATURE_RANGE_K,
+    TARGETS,
 )
 
-UNKNOWN_LABEL = -1
+UNKNOWN_LABEL = -1  # habitable, habitability_class, biosignature
+UNKNOWN_TEMPERATURE = 0.0  # surface_temperature
+UNKNOWN_TARGETS = {"habitable": UNKNOWN_LABEL, "habitability_class": UNKNOWN_LABEL,
+                   "surface_temperature": UNKNOWN_TEMPERATURE, "biosignature": UNKNOWN_LABEL}
+
+
+def target_known(target: str, values):
+    """Where `values` of `target` (numpy arrays, tensors or scalars) are known: class labels
+    >= 0, temperatures > 0; the `UNKNOWN_TARGETS` values are not. The losses and scores mask
+    each target with this, so a planet may carry any subset of the four targets."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose from {TARGETS}")
+    return values > 0 if target == "surface_temperature" else values >= 0
 
 
 @functools.cache
-def _absent_climate(shape: tuple[int, int, int, int]) -> np.ndarray:
-    """One read-only zero cube per shape, shared by every sample without a climate (a
-    catalogue of 100,000 planets would otherwise hold 100,000 empty cubes)."""
-    cube = np.zeros(shape, np.float32)
-    cube.flags.writeable = False
-    return cube
+def _absent(dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Read-only zeros of `shape` that take no memory (a broadcast view), one per dtype and
+    shape, shared by every sample without that modality: a catalogue of 100,000 planets
+    holds no 100,000 empty datacubes."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
 
 
 def _out_of_range(field: str, columns: np.ndarray,
@@ -65,7 +77,8 @@ class PlanetSample:
     text           str                   a description; `input_ids` is its tokenisation
     present        bool    [M]           as `schema.MODALITIES`
     provenance     dict or None          a synthetic planet's metadata (`synthetic.generator`)
-    Labels are `UNKNOWN_LABEL` (and `has_targets` False) for planets whose truth is unknown.
+    Each target may be unknown (`UNKNOWN_TARGETS`, see `target_known`); `has_targets` is True
+    when at least one is known. Absent modalities of `blank` are read-only views of zeros.
     """
 
     planet_id: str
@@ -93,17 +106,20 @@ class PlanetSample:
         """A sample with every modality absent (zeros, `present` all False)."""
         return cls(
             planet_id=planet_id,
-            climate=_absent_climate(tuple(climate_shape)),
+            climate=_absent(np.float32, tuple(climate_shape)),
             node_features=np.zeros((0, N_NODE_FEATURES), np.float32),
             edge_index=np.zeros((2, 0), np.int64),
             edge_attr=np.zeros((0, N_EDGE_FEATURES), np.float32),
-            spectrum=np.zeros(spectrum_bins, np.float32),
-            spectrum_err=np.zeros(spectrum_bins, np.float32),
-            spectrum_mask=np.zeros(spectrum_bins, bool),
+            spectrum=_absent(np.float32, (spectrum_bins,)),
+            spectrum_err=_absent(np.float32, (spectrum_bins,)),
+            spectrum_mask=_absent(np.bool_, (spectrum_bins,)),
             params=np.zeros(len(PARAM_NAMES), np.float32),
             text="",
             present=np.zeros(len(MODALITIES), bool),
         )
+
+    def known_targets(self) -> dict[str, bool]:
+        return {t: bool(target_known(t, getattr(self, t))) for t in TARGETS}
 
     def with_present(self, modality: str, value: bool = True) -> PlanetSample:
         present = self.present.copy()
@@ -155,19 +171,7 @@ class PlanetSample:
         found += self._range_problems({f for f, _ in found})
         if not isinstance(self.text, str):
             found.append(("text", f"expected str, got {type(self.text).__name__}"))
-        if self.has_targets:
-            if self.habitable not in (0, 1):
-                found.append(("habitable", f"{self.habitable!r} is not 0 or 1"))
-            if self.biosignature not in (0, 1):
-                found.append(("biosignature", f"{self.biosignature!r} is not 0 or 1"))
-            if not 0 <= self.habitability_class < len(HABITABILITY_CLASSES):
-                found.append(("habitability_class", f"{self.habitability_class!r} is not in "
-                              f"0..{len(HABITABILITY_CLASSES) - 1}"))
-            low, high = SURFACE_TEMPERATURE_RANGE_K
-            if not (np.isfinite(self.surface_temperature)
-                    and low <= self.surface_temperature <= high):
-                found.append(("surface_temperature", f"{self.surface_temperature!r} K is "
-                              f"outside the physical range [{low:g}, {high:g}] K"))
+        found.extend(self._target_problems())
         return found
 
     def _range_problems(self, defective: set[str]) -> list[tuple[str, str]]:
@@ -193,5 +197,30 @@ class PlanetSample:
                   {"transit depth (ppm)": SPECTRUM_RANGE_PPM})
             check("spectrum_err", self.spectrum_err[observed][None],
                   {"depth uncertainty (ppm)": SPECTRUM_ERR_RANGE_PPM})
+        return found
+
+    def _target_problems(self) -> list[tuple[str, str]]:
+        """Each target is a valid value or its `UNKNOWN_TARGETS` value; `has_targets` says
+        whether any is known."""
+        found = []
+        unknown = UNKNOWN_TARGETS
+        for name in ("habitable", "biosignature"):
+            if getattr(self, name) not in (0, 1, unknown[name]):
+                found.append((name, f"{getattr(self, name)!r} is not 0, 1 or "
+                              f"{unknown[name]} (unknown)"))
+        if not (0 <= self.habitability_class < len(HABITABILITY_CLASSES)
+                or self.habitability_class == unknown["habitability_class"]):
+            found.append(("habitability_class", f"{self.habitability_class!r} is not in "
+                          f"0..{len(HABITABILITY_CLASSES) - 1} nor "
+                          f"{unknown['habitability_class']} (unknown)"))
+        temperature, (low, high) = self.surface_temperature, SURFACE_TEMPERATURE_RANGE_K
+        if not (temperature == unknown["surface_temperature"]
+                or (np.isfinite(temperature) and low <= temperature <= high)):
+            found.append(("surface_temperature", f"{temperature!r} K is outside the physical "
+                          f"range [{low:g}, {high:g}] K and not "
+                          f"{unknown['surface_temperature']} (unknown)"))
+        if not found and bool(self.has_targets) != any(self.known_targets().values()):
+            found.append(("has_targets", f"{bool(self.has_targets)} but "
+                          f"{'some' if not self.has_targets else 'no'} target is known"))
         return found
 

@@ -1,10 +1,12 @@
 """Check a built dataset and report every defect, not only the first.
 
-File level: missing, unreadable or truncated `.npy` files, a format version other than 1.0,
-wrong dtypes and shapes, offsets that do not cut their arrays, files or shards the card does not
-know, leftovers of an interrupted build. Sample level: `PlanetSample.problems` (NaN/inf, edge
-indices out of range, labels out of range, ...) on what the files hold, the manifest against the
-arrays, the token ids against the tokenizer. Dataset level: the card against the manifest.
+File level: every file's sha256 against the one recorded in the card or manifest, missing,
+unreadable or truncated `.npy` files, a format version other than 1.0, wrong dtypes and shapes,
+offsets that do not cut their arrays, shard names that are no shard names (refused, never
+read), files or shards the card and manifest do not know, leftovers of an interrupted build.
+Sample level: `PlanetSample.problems` (NaN/inf, edge indices out of range, labels out of range,
+...) on what the files hold, the manifest against the arrays, the token ids against the
+tokenizer. Dataset level: the card against the manifest.
 """
 
 from __future__ import annotations
@@ -16,18 +18,22 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from astrobio.data.build import split_summary
 from astrobio.data.format import (
     BUILD_MARKER,
+    CARD_CHECKSUM,
+    CARD_FILE,
     LABELS,
     MANIFEST_FILE,
     MANIFEST_KEYS,
     OFFSETS,
     RAGGED,
+    README_FILE,
     SAMPLE_FILES,
     SHARD_FILES,
+    SHARD_PATTERN,
     SPLITS,
     TMP_SUFFIX,
+    card_checksum,
     card_config,
     field_file,
     inspect_npy,
@@ -35,10 +41,12 @@ from astrobio.data.format import (
     read_manifest,
     sample_file,
     sample_shapes,
+    sha256_file,
     shard_shapes,
 )
 from astrobio.data.sample import PlanetSample
 from astrobio.data.tokenizer import TOKENIZER_FILE, encode_texts, load_tokenizer
+from astrobio.data.writer import split_summary
 from astrobio.errors import DataError
 from astrobio.schema import MODALITIES, PARAM_NAMES
 
@@ -63,6 +71,7 @@ class _Validator:
     def __init__(self, root: Path, progress: bool):
         self.root, self.progress = root, progress
         self.problems: list[Problem] = []
+        self.known_files: set[Path] = {root / CARD_FILE}
 
     def report(self, file, message, sample=None, field=None) -> None:
         self.problems.append(Problem(str(file), sample, field, message))
@@ -76,20 +85,58 @@ class _Validator:
         if (self.root / BUILD_MARKER).exists():
             self.report(self.root / BUILD_MARKER, "build marker present: the build did not finish")
         try:
-            card = read_card(self.root)
+            card = read_card(self.root, verify=False)
             config = card_config(card, self.root)
         except DataError as err:
             self.report(err.file or self.root, err.message, field=err.field)
             return self.problems
         self.card, self.config = card, config
+        if card.get(CARD_CHECKSUM) != card_checksum(card):
+            self.report(self.root / CARD_FILE, "the card's content does not match its recorded "
+                        "sha256 (edited or damaged)", field=CARD_CHECKSUM)
         self.check_card()
+        for name in (MANIFEST_FILE, TOKENIZER_FILE, README_FILE):
+            self.check_checksum(self.root / name, (card.get("files") or {}).get(name))
         records = self.check_manifest()
         tokenizer = self.check_tokenizer()
         with tqdm(total=sum(len(r) for r in records.values()), unit="sample", desc="validate",
                   disable=not self.progress) as bar:
             for split in SPLITS:
                 self.check_split(split, records, tokenizer, bar)
+        self.check_unknown_files()
         return self.problems
+
+    def check_checksum(self, path: Path, expected, sample=None, field=None,
+                       shard: str | None = None) -> None:
+        """The file's sha256 against the recorded one (a missing file is reported where its
+        content is checked)."""
+        self.known_files.add(path)
+        if not path.is_file():
+            return
+        where = f" (shard {shard})" if shard else ""
+        if not isinstance(expected, str):
+            self.report(path, f"no sha256 recorded for this file{where}", sample=sample,
+                        field=field or "sha256")
+            return
+        try:
+            actual = sha256_file(path)
+        except OSError as err:
+            self.report(path, f"unreadable: {err.strerror}", sample=sample, field=field)
+            return
+        if actual != expected:
+            self.report(path, f"sha256 {actual[:12]}... differs from the recorded "
+                        f"{expected[:12]}...: changed after the dataset was written{where}",
+                        sample=sample, field=field or "sha256")
+
+    def check_unknown_files(self) -> None:
+        """Every file under the root that the card and manifest do not record."""
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            if path in self.known_files or path.name.endswith(TMP_SUFFIX) or any(
+                    part.endswith(TMP_SUFFIX) for part in path.relative_to(self.root).parts):
+                continue  # temporary leftovers are reported as such
+            if path.name == BUILD_MARKER:
+                continue
+            self.report(path, "unknown file: neither the card nor the manifest records it")
 
     def check_card(self) -> None:
         card, config, file = self.card, self.config, self.root / "card.json"
@@ -201,12 +248,23 @@ class _Validator:
         return tokenizer
 
     def check_split(self, split: str, records: dict, tokenizer, bar) -> None:
-        card_shards = {s["name"]: s["count"] for s in self.card["splits"][split]["shards"]}
+        card_shards, checksums = {}, {}
+        for entry in self.card["splits"][split].get("shards", []):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or not SHARD_PATTERN.fullmatch(name):
+                self.report(self.root / CARD_FILE, f"{name!r} is not a shard name "
+                            "(shard-NNNNN); refused, nothing read",
+                            field=f"splits.{split}.shards")
+                continue
+            card_shards[name] = entry.get("count", 0)
+            checksums[name] = entry.get("sha256") if isinstance(entry.get("sha256"),
+                                                                 dict) else {}
         split_dir = self.root / split
         on_disk = {p.name for p in split_dir.iterdir()} if split_dir.is_dir() else set()
         for name in sorted(on_disk - set(card_shards)):
             if not name.endswith(TMP_SUFFIX):
                 self.report(split_dir / name, "not listed in the card")
+                self.known_files.update(p for p in (split_dir / name).rglob("*"))
         for (record_split, name), entries in sorted(records.items()):
             if record_split == split and name not in card_shards:
                 for line, record in entries.values():
@@ -215,11 +273,22 @@ class _Validator:
                                 sample=record["planet_id"], field="shard")
         for name, count in card_shards.items():
             entries = records.get((split, name), {})
-            self.check_shard(split_dir / name, count, entries, tokenizer)
+            self.check_shard(split_dir / name, count, entries, tokenizer, checksums[name])
             bar.update(len(entries))
 
-    def check_shard(self, directory: Path, n: int, entries: dict, tokenizer) -> None:
+    def check_shard(self, directory: Path, n: int, entries: dict, tokenizer,
+                    checksums: dict) -> None:
         manifest = self.root / MANIFEST_FILE
+        shard = f"{directory.parent.name}/{directory.name}"
+        for name in SHARD_FILES:
+            self.check_checksum(directory / f"{name}.npy", checksums.get(f"{name}.npy"),
+                                field=name, shard=shard)
+        for position, (_, record) in sorted(entries.items()):
+            for field in SAMPLE_FILES:
+                if 0 <= position < n:
+                    self.check_checksum(field_file(directory, field, position),
+                                        record["sha256"].get(field), sample=record["planet_id"],
+                                        field=field, shard=shard)
         for position, (line, record) in sorted(entries.items()):
             if not 0 <= position < n:
                 self.report(f"{manifest}:{line}", f"manifest entry without data: position "
@@ -241,6 +310,7 @@ class _Validator:
                 if (directory / field).is_dir() else set()
             for name in sorted(present - expected):
                 self.report(directory / field / name, "not a sample of this shard")
+                self.known_files.add(directory / field / name)
         texts = [entries[p][1]["text"] if p in entries else "" for p in range(n)]
         encoded = encode_texts(tokenizer, texts, self.config.max_text_tokens) \
             if tokenizer is not None else [None] * n

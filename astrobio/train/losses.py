@@ -2,11 +2,13 @@
 
 Terms (each returned unweighted, detached, for logging; `total` carries the gradient):
 
-    habitable            BCE(habitable_logit, habitable)                over has_targets samples
-    habitability_class   CE(class logits, habitability_class)           over has_targets samples
+    habitable            BCE(habitable_logit, habitable)                over samples knowing it
+    habitability_class   CE(class logits, habitability_class)           over samples knowing it
     surface_temperature  MSE in normalised space: (z_pred - z(T_true))^2, z as in
-                         `astrobio.models.normalisation`                over has_targets samples
-    biosignature         BCE(biosignature_logit, biosignature)          over has_targets samples
+                         `astrobio.models.normalisation`                over samples knowing it
+    biosignature         BCE(biosignature_logit, biosignature)          over samples knowing it
+                         (labels may be partial: each term is masked to the samples with
+                         `has_targets` whose own target is known, `data.sample.target_known`)
     lm                   the LLM's next-token cross-entropy over the text tokens
     vae_reconstruction   the graph VAE's edge BCE
     vae_kl               the graph VAE's KL per node
@@ -25,7 +27,8 @@ weights) and `kl_weight(step) = vae_kl_beta * min(1, step / kl_warmup_steps)` (l
 With `LossConfig.uncertainty_weighting` an `UncertaintyWeighting` module replaces the fixed sum
 over the weighted terms by Kendall, Gal & Cipolla (2018), `sum_i exp(-s_i) w_i L_i + s_i`, with
 learned log-variances `s_i`; the KL stays on its warm-up schedule. A batch with no labelled
-sample gives exact zeros (still differentiable) for the four supervised terms.
+sample gives exact zeros (still differentiable) for the four supervised terms, and a term no
+sample of the batch knows is zero alike: such planets train only the label-free terms.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from astrobio.config import LossConfig
+from astrobio.data.sample import target_known
 from astrobio.models.normalisation import normalise_temperature
 from astrobio.physics import equilibrium_temperature
 from astrobio.schema import MODALITIES, PARAM_NAMES
@@ -91,12 +95,15 @@ def physics_penalty(surface_temperature_z: torch.Tensor, params: torch.Tensor,
 
 
 def supervised_terms(output, batch) -> dict[str, torch.Tensor]:
-    """The four target losses, each a mean over the samples with `has_targets`."""
+    """The four target losses, each a mean over the samples that know that target."""
     labelled = batch.has_targets.bool()
-    habitable = torch.where(labelled, batch.habitable, 0).float()
-    biosignature = torch.where(labelled, batch.biosignature, 0).float()
-    klass = torch.where(labelled, batch.habitability_class, 0)
-    temperature = torch.where(labelled, batch.surface_temperature.float(), 288.0)
+    known = {name: labelled & target_known(name, getattr(batch, name)) for name in
+             SUPERVISED_TERMS}
+    habitable = torch.where(known["habitable"], batch.habitable, 0).float()
+    biosignature = torch.where(known["biosignature"], batch.biosignature, 0).float()
+    klass = torch.where(known["habitability_class"], batch.habitability_class, 0)
+    temperature = torch.where(known["surface_temperature"], batch.surface_temperature.float(),
+                              288.0)
     per_sample = {
         "habitable": F.binary_cross_entropy_with_logits(
             output.habitable_logit.float(), habitable, reduction="none"),
@@ -107,7 +114,7 @@ def supervised_terms(output, batch) -> dict[str, torch.Tensor]:
         "biosignature": F.binary_cross_entropy_with_logits(
             output.biosignature_logit.float(), biosignature, reduction="none"),
     }
-    return {name: _masked_mean(value, labelled) for name, value in per_sample.items()}
+    return {name: _masked_mean(value, known[name]) for name, value in per_sample.items()}
 
 
 def compute_losses(output, batch, loss_config: LossConfig, step: int,

@@ -539,9 +539,10 @@ class Trainer:
         self._train_mode()
 
     def evaluate(self, split: str) -> dict:
-        loader = make_loader(AstroBioDataset(self.data_root, split, keep=self.planets),
-                             self.config.train.batch_size, shuffle=False,
-                             num_workers=self.config.train.num_workers)
+        dataset = AstroBioDataset(self.data_root, split, keep=self.planets)
+        # a user's small dataset may have no planet in a split: it scores n = 0
+        loader = make_loader(dataset, self.config.train.batch_size, shuffle=False,
+                             num_workers=self.config.train.num_workers) if len(dataset) else []
         with torch.no_grad(), self.layout.loss_context(), self.autocast:
             return score(predict(self.model, map(self.transform, loader), self.device))
 

@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from _edits import reseal
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -153,6 +154,7 @@ def test_interrupted_build_is_refused_then_rebuilt(built, tmp_path, monkeypatch)
 
 
 def test_bad_files_name_file_sample_and_field(built, tmp_path):
+    """Defects behind valid checksums (a buggy writer's): the content checks name them."""
     root, _ = built
     copy = tmp_path / "bad"
     shutil.copytree(root, copy)
@@ -161,6 +163,7 @@ def test_bad_files_name_file_sample_and_field(built, tmp_path):
 
     climate = shard / "climate" / f"{records[1]['position']:06d}.npy"
     climate.write_bytes(climate.read_bytes()[:-100])
+    reseal(copy)
     dataset = AstroBioDataset(copy, "train")
     with pytest.raises(DataError, match="truncated") as err:
         dataset[1]
@@ -171,15 +174,33 @@ def test_bad_files_name_file_sample_and_field(built, tmp_path):
     value = np.load(spectrum)
     value[3] = np.nan
     np.save(spectrum, value)
+    reseal(copy)
     with pytest.raises(DataError, match="non-finite") as err:
-        dataset[2]
+        AstroBioDataset(copy, "train")[2]
     assert (err.value.sample, err.value.field) == (records[2]["planet_id"], "spectrum")
 
     params = shard / "params.npy"
     np.save(params, np.load(params).astype(np.float64))
+    reseal(copy)
     with pytest.raises(DataError, match="dtype float64") as err:
         AstroBioDataset(copy, "train")[0]
     assert (err.value.file, err.value.field) == (str(params), "params")
+
+
+def test_an_edited_file_fails_its_checksum(built, tmp_path):
+    root, _ = built
+    copy = tmp_path / "edited"
+    shutil.copytree(root, copy)
+    record = [r for r in read_manifest(copy) if r["split"] == "train"][2]
+    spectrum = copy / "train" / record["shard"] / "spectrum" / f"{record['position']:06d}.npy"
+    value = np.load(spectrum)
+    value[3] = 1.0 + value[3]  # finite, well-formed: only the checksum can tell
+    np.save(spectrum, value)
+    with pytest.raises(DataError, match="sha256") as err:
+        AstroBioDataset(copy, "train")[2]
+    assert (err.value.file, err.value.sample, err.value.field) == (
+        str(spectrum), record["planet_id"], "spectrum")
+    assert f"train/{record['shard']}" in str(err.value)
 
 
 def test_a_user_tokenizer_with_another_pad_id(built, tmp_path, rng):

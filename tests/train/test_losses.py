@@ -147,3 +147,22 @@ def test_the_loss_reads_no_tensor_values():
         total, terms = compute_losses(fake(output), fake(batch), LossConfig(), step=3)
         total.backward()
     assert total.shape == () and set(terms) >= set(WEIGHTED_TERMS)
+
+
+def test_partial_labels_mask_each_target_on_its_own():
+    """Planet 0 knows only `habitable`, planet 1 only its temperature: each term is the mean
+    over the planets that know it, and no term reaches a planet that does not."""
+    output, batch = tiny_case()
+    batch.habitable = torch.tensor([1, -1])
+    batch.habitability_class = torch.tensor([-1, -1])
+    batch.surface_temperature = torch.tensor([0.0, 280.0 * math.e])  # z_true = 2 for planet 1
+    batch.biosignature = torch.tensor([-1, -1])
+    batch.has_targets = torch.tensor([True, True])
+    total, terms = compute_losses(output, batch, LossConfig(), step=0)
+    assert terms["habitable"].item() == pytest.approx(math.log(2.0))  # planet 0: logit 0
+    assert terms["surface_temperature"].item() == pytest.approx((z_of(150.0) - 2.0) ** 2)
+    assert terms["habitability_class"] == 0 and terms["biosignature"] == 0
+    total.backward()
+    assert output.habitable_logit.grad[1] == 0 and output.habitable_logit.grad[0] != 0
+    assert (output.habitability_class_logits.grad == 0).all()
+    assert (output.biosignature_logit.grad == 0).all()
