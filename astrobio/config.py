@@ -302,11 +302,15 @@ def validate(obj, prefix: str = "") -> None:
 
 
 def load_config(preset: str = "tiny", file: str | Path | None = None,
-                overrides: list[str] | None = None) -> Config:
-    """The preset, then the file's keys, then `section.key=value` overrides."""
+                overrides: list[str] | None = None, base: dict | None = None) -> Config:
+    """The preset, then `base` (sections taken from a dataset's card or a trained run), then
+    the file's keys, then `section.key=value` overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return apply_overrides(PRESETS[preset](), file, overrides)
+    config = PRESETS[preset]()
+    if base:
+        _apply(config, base)
+    return apply_overrides(config, file, overrides)
 
 
 def apply_overrides(config: Config, file: str | Path | None = None,

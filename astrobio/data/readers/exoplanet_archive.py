@@ -266,3 +266,11 @@ def read_exoplanet_archive(path: str | Path, data_config: DataConfig | None = No
                             field=problems[0][1])
         warnings.warn(f"{path}: skipped {message}", stacklevel=2)
     return samples
+
+
+def bundled_catalogue() -> Path:
+    """The curated catalogue of real planets shipped with the package, in this format
+    (`astrobio/resources/exoplanets.csv`; the sources of its values in its comment lines)."""
+    from importlib import resources
+
+    return Path(str(resources.files("astrobio") / "resources" / "exoplanets.csv"))
