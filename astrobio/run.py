@@ -2,6 +2,7 @@
 
     from astrobio import load_run
     run = load_run("runs/a")            # run.model (eval mode), run.tokenizer, run.config
+    table = run.predict(samples)        # a pandas DataFrame of predictions per planet
 
 `python -m astrobio.evaluate`, `python -m astrobio.predict` and the study load runs through
 `load_run`, so a run loads the same way everywhere. A run keeps a copy of the tokenizer its
@@ -157,6 +158,19 @@ class Run:
                       f"runs did); using the dataset's {path}, which may have changed since",
                       RuntimeWarning, stacklevel=2)
         return load_tokenizer(path)
+
+    def predict(self, samples, batch_size: int = 64, progress: bool = False):
+        """A pandas DataFrame, one row per `PlanetSample` of `samples` (any iterable, e.g. from
+        `astrobio.data.readers` or an `AstroBioDataset`): the predictions and the columns
+        `python -m astrobio.predict` writes, computed by the same batched code
+        (`astrobio.predict.predict_samples`)."""
+        import pandas as pd
+
+        from astrobio.predict import predict_samples
+
+        total = len(samples) if hasattr(samples, "__len__") else None
+        return pd.DataFrame.from_records(list(predict_samples(
+            self, samples, batch_size, progress, total=total, labels=True)))
 
 
     def dataset(self, split: str):
