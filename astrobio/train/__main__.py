@@ -3,11 +3,19 @@
 With no arguments it builds and caches the default synthetic dataset if absent, trains on the
 CPU (or the GPU when there is one) with a progress bar, checkpoints, evaluates on the test split
 and prints a table. `--set section.key=value` overrides any config field.
+
+`--data DIR` trains on a built dataset with its own data settings (its card's; a `data.*` key
+set on top must agree with them). `--init RUN` starts from a trained run's weights and model
+config (pre-train on the synthetic data, fine-tune on yours: `--config configs/finetune.toml`)
+and lists every tensor it could not load, and why; the dataset must be encoded with that run's
+tokenizer (`python -m astrobio.data build ... --run RUN`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import math
 import sys
 import time
@@ -45,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="with --resume: apply changes "
                         "that train something else than the saved run (lr, batch size, model, "
                         "data, ...)")
+    parser.add_argument("--init", metavar="RUN", help="start from this trained run's weights "
+                        "and model config (fine-tuning)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--backend", help="kernel backend: auto, reference, triton, cuda")
     parser.add_argument("--seed", type=int)
@@ -79,11 +89,19 @@ def print_table(results: dict) -> None:
         print(f"  {key:<{width}}  {value:.4f}")
 
 
-def _config(args) -> Config:
-    """The preset with the file and flags; on --resume the run's config.json with them (and
-    the run's dataset unless --data names one)."""
+def _config(args, init) -> Config:
+    """The preset, the data section of the dataset's card (`--data`) and the model section of
+    the run `init` (`--init`), then the file and flags; on --resume the run's config.json with
+    the file and flags (and the run's dataset unless --data names one)."""
+    from astrobio.data.format import CARD_FILE, card_config, read_card
+
     if not args.resume:
-        return load_config(args.preset or "tiny", args.config, _overrides(args))
+        base = {}
+        if args.data and (Path(args.data) / CARD_FILE).exists():
+            base["data"] = dataclasses.asdict(card_config(read_card(args.data), args.data))
+        if init is not None:
+            base["model"] = dataclasses.asdict(init.config.model)
+        return load_config(args.preset or "tiny", args.config, _overrides(args), base=base)
     saved = RunFiles(args.out).read_config()
     if args.preset is not None and args.preset != saved.get("preset"):
         raise ConfigError(f"--preset {args.preset}: the run in {args.out} was trained with "
@@ -92,6 +110,36 @@ def _config(args) -> Config:
     saved_data = saved.pop("data_dir", None)
     args.data = args.data or saved_data
     return apply_overrides(config_from_dict(saved), args.config, _overrides(args))
+
+
+def load_matching(model, source: dict, origin: str) -> list[str]:
+    """Copy every tensor of `source` whose name and shape `model` has; returns a line per
+    tensor left as initialised (and per unused one of `source`), saying why."""
+    target = model.state_dict()
+    loaded, notes = {}, []
+    for name, tensor in target.items():
+        if name not in source:
+            notes.append(f"not loaded: {name}: {origin} has no such tensor")
+        elif tuple(source[name].shape) != tuple(tensor.shape):
+            notes.append(f"not loaded: {name}: shape {list(source[name].shape)} in {origin}, "
+                         f"{list(tensor.shape)} here")
+        else:
+            loaded[name] = source[name]
+    notes += [f"unused: {name} of {origin}: this model has no such tensor"
+              for name in source if name not in target]
+    model.load_state_dict(loaded, strict=False)
+    notes.insert(0, f"--init {origin}: loaded {len(loaded)} of {len(target)} tensors")
+    return notes
+
+
+def _check_tokenizer(init, data_root: Path) -> None:
+    from astrobio.data.tokenizer import load_tokenizer
+
+    ours = load_tokenizer(data_root).backend_tokenizer.to_str()
+    if ours != init.tokenizer.backend_tokenizer.to_str():
+        raise RunError(f"{data_root} was encoded with another tokenizer than {init.files.root}'s"
+                       ", so the run's text weights would read other tokens; build it with "
+                       f"`python -m astrobio.data build ... --run {init.files.root}`")
 
 
 @cli
@@ -103,8 +151,28 @@ def main(argv=None) -> int:
         raise ConfigError("--force only applies to --resume")
     if is_distributed_launch() and args.out is None:
         raise RunError("under torchrun give --out (every rank writes to one run directory)")
-    config = _config(args)
+    if args.init and (args.resume or is_distributed_launch()):
+        raise ConfigError("--init starts a new single-process run; it goes with neither "
+                          "--resume nor torchrun")
+    init = None
+    if args.init:
+        from astrobio.run import load_run
+
+        init = load_run(args.init, device="cpu")
+    config = _config(args, init)
     resolve_device(config.train.device)  # a missing GPU is named before any data is built
+    prepare_model = None
+    if init is not None:
+        from astrobio.data.cache import ensure_default_dataset
+
+        args.data = str(ensure_default_dataset(config.data, args.data, progress=not args.quiet))
+        _check_tokenizer(init, Path(args.data))
+        source = dict(init.model.state_dict())
+
+        def prepare_model(model):
+            for line in load_matching(model, source, str(init.files.root)):
+                print(line if line.startswith("--init") else f"  {line}")
+            return []
     if args.epochs is not None:
         if not (math.isfinite(args.epochs) and args.epochs > 0):
             raise ConfigError(f"--epochs {args.epochs}: give a positive number of passes over "
@@ -117,7 +185,7 @@ def main(argv=None) -> int:
         config.train.steps = max(1, round(args.epochs * train_size / config.train.batch_size))
         args.data = str(root)
     out = Path(args.out or f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run = train
+    run = functools.partial(train, prepare_model=prepare_model)
     if is_distributed_launch():
         from astrobio.train.distributed import train_distributed as run
     try:
