@@ -328,8 +328,7 @@ def write_dataset(samples: Iterable[PlanetSample], out: str | Path, config: Data
 
     with tqdm(total=total, unit="sample", desc="write", disable=not progress) as bar:
         for index, sample in enumerate(samples):
-            sample.validate(config.climate_shape, config.spectrum_bins,
-                            source=(source or {}).get("kind"))
+            sample.validate(config.climate_shape, config.spectrum_bins)
             if sample.planet_id in seen:
                 raise DataError(f"planet_id repeats sample {seen[sample.planet_id]} of the "
                                 "stream", sample=sample.planet_id, field="planet_id")

@@ -101,6 +101,7 @@ def messy(bundle, tmp_path):
     (spectra / "Proxima_Cen_b.csv").write_text(  # beyond 12 um
         "wavelength,depth,error\n14.0,5000,50\n16.0,5010,50\n18.0,4990,60\n")
     (spectra / "notes.txt.bak").write_text("not a spectrum")
+    (root / "metabolism" / "Mars.xml").write_text("<sbml><model>cut off")  # unreadable
     labels = root / "labels.csv"
     labels.write_text(labels.read_text() + "Kepler-999 b,1,,,\n" + "Kepler-442 b,maybe,,,\n"
                       "TOI-700 d,,temperate,-20,\n")
@@ -122,11 +123,12 @@ def test_bad_inputs_are_named_and_nothing_else_is_lost(messy, tmp_path):
     assert reported("TOI-700_d.nc", "hole")
     assert reported("Proxima_Cen_b.csv", "no point lies within")
     assert reported("notes.txt.bak", "not a spectrum file")
+    assert reported("Mars.xml", "planet Mars", "cannot read as SBML")
     labels = str(messy["labels"])
     assert reported(f"{labels}:6", "Kepler-999 b", "catalogue does not have")
     assert reported(f"{labels}:7", "Kepler-442 b", "field habitable", "maybe")
     assert reported(f"{labels}:8", "TOI-700 d", "field surface_temperature", "Celsius")
-    assert len(text) == 10, text
+    assert len(text) == 11, text
     samples = _samples(result.out)
     assert len(samples) == 10 and validate_dataset(result.out) == []
     t1e, toi, proxima = samples["TRAPPIST-1 e"], samples["TOI-700 d"], samples["Proxima Cen b"]
@@ -136,7 +138,8 @@ def test_bad_inputs_are_named_and_nothing_else_is_lost(messy, tmp_path):
     assert not proxima.is_present("spectrum") and proxima.is_present("params")
     assert samples["Earth"].is_present("graph") and samples["LHS 1140 b"].is_present("spectrum")
     assert not samples["Kepler-442 b"].has_targets
-    assert len(result.card["source"]["problems"]) == 10
+    assert len(result.card["source"]["problems"]) == 11
+    assert not samples["Mars"].is_present("graph") and samples["Mars"].habitable == 0
 
 
 def test_strict_stops_at_the_first_problem(messy, tmp_path):
@@ -151,7 +154,7 @@ def test_cli_prints_each_problem_and_the_summary(messy, tmp_path, capsys):
                  str(messy["labels"]), "--set", "data.vocab_size=300", "--out", str(out),
                  "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert captured.err.count("warning: ") == 10
+    assert captured.err.count("warning: ") == 10  # without --metabolism: no Mars.xml
     assert "Planet_Nine.nc" in captured.err and "left out" in captured.err
     lines = {line.split()[0]: line.split()[1:] for line in captured.out.splitlines()
              if line.strip() and not line.startswith(("built", " "))}
