@@ -13,6 +13,10 @@ SUFFIX = ".sha256"
 _LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 
 
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -42,7 +42,6 @@ match `SHARD_PATTERN`, so no name in the card or manifest can point outside the 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -51,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from astrobio.checksum import sha256_bytes
 from astrobio.config import DataConfig
 from astrobio.errors import DataError
 from astrobio.schema import MODALITIES, N_EDGE_FEATURES, N_NODE_FEATURES, PARAM_NAMES
@@ -118,18 +118,6 @@ def shard_path(root: Path, split: str, name: object) -> Path:
         raise DataError(f"{name!r} is not a shard name (shard-NNNNN); refused, nothing read",
                         file=str(Path(root) / CARD_FILE), field=f"splits.{split}.shards")
     return Path(root) / split / name
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def checksum_error(path: Path, expected: object, actual: str, sample: str | None = None,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from astrobio.checksum import sha256_bytes, sha256_file
 from astrobio.data.format import (
     CARD_FILE,
     MANIFEST_FILE,
@@ -27,8 +28,6 @@ from astrobio.data.format import (
     read_manifest,
     sample_file,
     sample_shapes,
-    sha256_bytes,
-    sha256_file,
     shard_path,
     shard_shapes,
 )

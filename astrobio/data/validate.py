@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from astrobio.checksum import sha256_file
 from astrobio.data.format import (
     BUILD_MARKER,
     CARD_CHECKSUM,
@@ -41,7 +42,6 @@ from astrobio.data.format import (
     read_manifest,
     sample_file,
     sample_shapes,
-    sha256_file,
     shard_shapes,
 )
 from astrobio.data.sample import PlanetSample

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from astrobio.checksum import sha256_bytes
 from astrobio.config import DataConfig
 from astrobio.data.format import (
     BUILD_MARKER,
@@ -54,7 +55,6 @@ from astrobio.data.format import (
     TMP_SUFFIX,
     card_checksum,
     sample_file,
-    sha256_bytes,
     shard_name,
     shard_shapes,
     write_npy,

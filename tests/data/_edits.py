@@ -4,6 +4,7 @@ checksums (`reseal`), so that the content checks behind the checksums are what a
 import json
 from pathlib import Path
 
+from astrobio.checksum import sha256_file
 from astrobio.data.format import (
     CARD_CHECKSUM,
     CARD_FILE,
@@ -13,7 +14,6 @@ from astrobio.data.format import (
     SHARD_FILES,
     card_checksum,
     read_manifest,
-    sha256_file,
 )
 from astrobio.data.tokenizer import TOKENIZER_FILE
 
