@@ -11,10 +11,17 @@ from astrobio.config import load_config
 from astrobio.data.cache import ensure_default_dataset
 from astrobio.train.trainer import train
 
-_spec = importlib.util.spec_from_file_location(
-    "train_conftest", Path(__file__).parents[1] / "train" / "conftest.py")
-_train_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_train_conftest)
+
+def _load(name: str, path: Path):
+    """A module of another test folder, by path (`import` would find this folder's)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_train_conftest = _load("train_conftest", Path(__file__).parents[1] / "train" / "conftest.py")
+_edits = _load("dataset_edits", Path(__file__).parents[1] / "data" / "_edits.py")
 # The training tests' tiny sizes; 4 steps, checkpoints at 2 and 4, no validation pass.
 OVERRIDES = [*_train_conftest.SMALL, "train.steps=4", "train.eval_every=100"]
 
@@ -54,3 +61,10 @@ def trained_run(tmp_path_factory, dataset):
 def run_copy(trained_run, tmp_path):
     """A copy of the trained run this test may damage."""
     return Path(shutil.copytree(trained_run, tmp_path / "run"))
+
+
+@pytest.fixture(scope="session")
+def reseal():
+    """`reseal(root)`: record a changed dataset's new checksums, as a buggy writer would have
+    (so a test meets the content checks behind the checksums)."""
+    return _edits.reseal

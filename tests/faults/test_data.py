@@ -65,11 +65,12 @@ def _plant(path, change):
     ("params", lambda a: a.__setitem__((0, 0), -1e30), "st_teff outside"),
 ])
 def test_finite_garbage_is_named_by_validate_the_loader_and_training(
-        dataset_copy, tmp_path, capsys, train_args, field, change, words):
+        dataset_copy, tmp_path, capsys, train_args, reseal, field, change, words):
     planet, shard, position = _first_train_sample(dataset_copy)
     path = (shard / field / f"{position:06d}.npy" if field == "climate"
             else shard / f"{field}.npy")
     _plant(path, change if field == "climate" else lambda a: change(a[position:]))
+    reseal(dataset_copy)  # garbage written as data: the checksums match it
     found = [p for p in validate_dataset(dataset_copy) if words in p.message]
     assert [(p.file, p.sample, p.field) for p in found] == [(str(path), planet, field)]
     with pytest.raises(DataError, match=words) as error:
