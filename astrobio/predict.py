@@ -239,7 +239,7 @@ def _record(sample: PlanetSample, has_params: bool, status: str, clamped: bool, 
 
 def _extra_columns(path: Path) -> dict[str, dict[str, str]]:
     """planet -> the CSV's non-archive columns (literature status and sources), if any."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines()
+    lines = [line for line in path.read_text(encoding="utf-8-sig").splitlines()
              if line.strip() and not line.lstrip().startswith("#")]
     extras = {}
     for row in csv.DictReader(lines):
@@ -263,8 +263,8 @@ def predict_catalogue(catalog: str | Path, run: str | Path | Run, device: str = 
     loaded `Run`."""
     run = _run(run, device)
     catalog = Path(catalog)
-    extras = _extra_columns(catalog)
     samples = read_exoplanet_archive(catalog, run.config.data, on_error=on_error)
+    extras = _extra_columns(catalog)  # after the reader has checked the file
     if not samples:
         raise DataError("no planet to predict", file=str(catalog))
     records = []

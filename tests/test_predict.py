@@ -60,6 +60,21 @@ def test_cli_predicts_the_shipped_catalogue(run, tmp_path, capsys):
     assert "agreement" in printed
 
 
+def test_cli_shows_a_progress_bar_over_every_planet(run, tmp_path, capsys):
+    n = len(read_exoplanet_archive(bundled_catalogue()))
+    assert main(["--run", str(run), "--out", str(tmp_path), "--batch-size", "4"]) == 0
+    bar = capsys.readouterr().err
+    assert "predict: 100%" in bar and f"{n}/{n}" in bar
+
+
+def test_literature_columns_are_read_from_a_catalogue_with_a_byte_order_mark(run, tmp_path):
+    plain = predict_catalogue(bundled_catalogue(), run, "cpu")
+    with_bom = tmp_path / "bom.csv"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + bundled_catalogue().read_bytes())
+    assert predict_catalogue(with_bom, run, "cpu") == plain
+    assert all(r["lit_hz"] and r["ref"] for r in plain)
+
+
 def test_catalogue_values_have_sources():
     lines = bundled_catalogue().read_text().splitlines()
     rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))

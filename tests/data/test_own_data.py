@@ -34,11 +34,15 @@ MAINS = {"astrobio.data": data_main, "astrobio.train": train_main,
          "astrobio.predict": predict_main}
 
 
+def readme_block(language: str) -> str:
+    """The first `language` code block of the README's "Your own data" section."""
+    section = (REPO / "README.md").read_text().split("## Your own data", 1)[1]
+    return re.search(rf"```{language}\n(.*?)```", section, re.S).group(1)
+
+
 def readme_commands() -> list[list[str]]:
     """The bash block of the README's "Your own data" section, one argv per command."""
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Your own data", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    block = readme_block("bash")
     return [shlex.split(line, comments=True) for line in block.replace("\\\n", " ").splitlines()
             if line.strip()]
 
@@ -83,6 +87,16 @@ def test_readme_commands_run_end_to_end(tmp_path, monkeypatch, capsys):
     card = json.loads(Path("data/mine/card.json").read_text())
     assert saved["data"] == card["config"] and saved["data_dir"].endswith("data/mine")
     assert saved["model"] == json.loads(Path("runs/pre/config.json").read_text())["model"]
+    # then the section's Python: the same predictions from the API, and a dataset of them
+    names: dict = {}
+    exec(readme_block("python"), names)
+    table = names["table"].set_index("planet")
+    from_cli = {r["planet"]: r for r in json.loads(
+        Path("runs/mine/predictions/mine_predictions.json").read_text())}
+    assert sorted(table.index) == sorted(from_cli) and table.loc["Earth", "st_lum"] == 0.0
+    assert table.loc["Earth", "modalities"] == "params,text"  # what a catalogue row holds
+    assert data_main(["validate", "data/catalogue-only"]) == 0
+    assert capsys.readouterr().out.startswith("ok:")
 
 
 def test_train_data_takes_the_datasets_settings(tmp_path, capsys):

@@ -13,7 +13,7 @@ from astrobio.data.tokenizer import save_tokenizer, train_tokenizer
 from astrobio.errors import RunError
 from astrobio.evaluate import evaluate_run
 from astrobio.evaluate import main as evaluate_main
-from astrobio.predict import bundled_catalogue, predict_catalogue
+from astrobio.predict import bundled_catalogue, predict_catalogue, predict_dataset
 from astrobio.predict import main as predict_main
 from astrobio.run import load_run
 from astrobio.train.__main__ import main as train_main
@@ -41,17 +41,19 @@ def _replace_tokenizer(data):
 
 
 def test_a_changed_dataset_tokenizer_changes_no_result(run_on_own_dataset, capsys):
-    """evaluate re-encodes with the run's copy (and says so); predict reads the run's copy;
-    a resume on the changed dataset is refused."""
+    """evaluate re-encodes with the run's copy (and says so); predict, of a catalogue or of
+    the dataset, encodes with the run's copy; a resume on the changed dataset is refused."""
     run, data = run_on_own_dataset
     before = evaluate_run(run)
     predictions = predict_catalogue(bundled_catalogue(), run)
+    of_dataset = predict_dataset(data, run, splits=("test",))
     _replace_tokenizer(data)
     with pytest.warns(RuntimeWarning, match="encoded again with the run's own"):
         after = evaluate_run(run)
     assert after["habitable"] == before["habitable"]
     assert after["ablation_auroc"] == before["ablation_auroc"]
     assert predict_catalogue(bundled_catalogue(), run) == predictions
+    assert predict_dataset(data, run, splits=("test",)) == of_dataset
     assert train_main(["--out", str(run), "--resume", "--quiet", "--steps", "3"]) == 2
     assert "differs from the tokenizer this run was trained with" in capsys.readouterr().err
 
