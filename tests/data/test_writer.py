@@ -125,3 +125,29 @@ def test_a_target_known_without_has_targets_is_refused(written, tmp_path):
     with pytest.raises(DataError, match="has_targets") as err:
         write_dataset([samples[0], odd], tmp_path / "odd", CONFIG, progress=False)
     assert err.value.sample == "X b"
+
+
+def test_the_loaders_read_a_written_dataset_alike(written):
+    """The torch loader batches every planet of a written split; DALI (where installed) gives
+    the same batches, as for a synthetic build."""
+    import torch
+
+    from astrobio.data.dali import dali_available, make_dali_loader
+    from astrobio.data.loader import make_loader
+
+    out, samples = written
+    dataset = AstroBioDataset(out, "train")
+    batches = list(make_loader(dataset, 3, shuffle=False))
+    assert sum(len(b.planet_ids) for b in batches) == len(dataset) > 0
+    by_id = {s.planet_id: s for s in samples}
+    for batch in batches:
+        for i, planet in enumerate(batch.planet_ids):
+            np.testing.assert_array_equal(batch.params[i].numpy(), by_id[planet].params)
+    if not dali_available():
+        pytest.skip("NVIDIA DALI is not installed")
+    dali = list(make_dali_loader(out, "train", 3, shuffle=False, device="cpu"))
+    assert [b.planet_ids for b in dali] == [b.planet_ids for b in batches]
+    for ours, truth in zip(dali, batches, strict=True):
+        for field in ("climate", "spectrum", "spectrum_err", "spectrum_mask", "params",
+                      "present", "input_ids"):
+            assert torch.equal(getattr(ours, field).cpu(), getattr(truth, field)), field
