@@ -286,19 +286,27 @@ def card_config(card: dict, root: str | Path) -> DataConfig:
     return DataConfig(**values)
 
 
+def read_recorded(root: str | Path, name: str, card: dict | None) -> bytes:
+    """The bytes of the dataset's top-level file `name` (manifest, tokenizer, README); with
+    `card`, checked against the sha256 the card records for it."""
+    path = Path(root) / name
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"unreadable: {err.strerror}", file=str(path)) from None
+    if card is not None:
+        expected = (card.get("files") or {}).get(name)
+        actual = sha256_bytes(data)
+        if expected != actual:
+            raise checksum_error(path, expected, actual)
+    return data
+
+
 def read_manifest(root: str | Path, card: dict | None = None) -> list[dict]:
     """The manifest's records; with `card`, its bytes are first checked against the card's
     recorded sha256."""
     path = Path(root) / MANIFEST_FILE
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"unreadable manifest: {err.strerror}", file=str(path)) from None
-    if card is not None:
-        expected = (card.get("files") or {}).get(MANIFEST_FILE)
-        actual = sha256_bytes(data)
-        if expected != actual:
-            raise checksum_error(path, expected, actual)
+    data = read_recorded(root, MANIFEST_FILE, card)
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:

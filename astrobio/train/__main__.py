@@ -133,8 +133,10 @@ def load_matching(model, source: dict, origin: str) -> list[str]:
 
 
 def _check_tokenizer(init, data_root: Path) -> None:
-    from astrobio.data.tokenizer import load_tokenizer
+    from astrobio.data.format import read_card, read_recorded
+    from astrobio.data.tokenizer import TOKENIZER_FILE, load_tokenizer
 
+    read_recorded(data_root, TOKENIZER_FILE, read_card(data_root))  # unchanged since the build
     ours = load_tokenizer(data_root).backend_tokenizer.to_str()
     if ours != init.tokenizer.backend_tokenizer.to_str():
         raise RunError(f"{data_root} was encoded with another tokenizer than {init.files.root}'s"

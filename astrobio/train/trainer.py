@@ -36,6 +36,7 @@ from astrobio.checksum import checksum_path, checksum_problem, read_checksum, wr
 from astrobio.config import Config, TrainConfig
 from astrobio.data.batch import MultiModalBatch
 from astrobio.data.cache import ensure_default_dataset
+from astrobio.data.format import read_card, read_recorded
 from astrobio.data.loader import make_loader
 from astrobio.data.reader import AstroBioDataset
 from astrobio.data.tokenizer import TOKENIZER_FILE
@@ -317,8 +318,9 @@ class Trainer:
         return data_dir
 
     def _keep_tokenizer(self, resume: bool) -> None:
-        """The dataset's tokenizer, copied into the run with its sha256 (`Run.tokenizer`
-        reads that copy); a resumed run's dataset must still have the same one."""
+        """The dataset's tokenizer, checked against the sha256 its card records and copied
+        into the run with its sha256 (`Run.tokenizer` reads that copy); a resumed run's
+        dataset must still have the same one."""
         source, kept = self.data_root / TOKENIZER_FILE, self.files.tokenizer
         if resume and kept.exists():
             problem = checksum_problem(kept)
@@ -330,7 +332,7 @@ class Trainer:
                                "resume on the dataset the run started from")
             return
         tmp = kept.with_name(f".{kept.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(source.read_bytes())
+        tmp.write_bytes(read_recorded(self.data_root, TOKENIZER_FILE, read_card(self.data_root)))
         os.replace(tmp, kept)
         write_checksum(kept)
 

@@ -23,6 +23,7 @@ from astrobio.data.synthetic import generate_samples
 from astrobio.data.tokenizer import TOKENIZER_FILE
 from astrobio.data.validate import validate_dataset
 from astrobio.errors import DataError
+from astrobio.train.__main__ import main as train_main
 
 CONFIG = DataConfig(n_samples=16, shard_size=4, vocab_size=300, max_text_tokens=40)
 
@@ -193,3 +194,17 @@ def test_a_manifest_record_pointing_elsewhere_is_refused(copy):
     with pytest.raises(DataError, match="position") as err:
         AstroBioDataset(copy, "train")
     assert err.value.sample == records[3]["planet_id"]
+
+
+def test_training_refuses_a_changed_dataset_tokenizer(dataset, train_args, tmp_path, rng,
+                                                      capsys):
+    """The run would keep the changed tokenizer as its own, beside token ids written by
+    another: refused before any step, naming the file."""
+    copy = Path(shutil.copytree(dataset, tmp_path / "ds"))
+    flip(copy / TOKENIZER_FILE, rng, skip=0)
+    args = train_args(tmp_path / "run")
+    args[args.index("--data") + 1] = str(copy)
+    assert train_main(args) == 2
+    err = capsys.readouterr().err
+    assert f"file '{copy / TOKENIZER_FILE}'" in err and "sha256" in err
+    assert "Traceback" not in err and not (tmp_path / "run" / "checkpoint.pt").exists()
