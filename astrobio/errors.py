@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class AstroBioError(Exception):
@@ -28,6 +29,25 @@ class DataError(AstroBioError, ValueError):
             if value is not None
         )
         super().__init__(f"{where}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A defect reported while the work goes on (`validate`, `data build`): where and what;
+    `file` may end in `:line`."""
+
+    file: str
+    message: str
+    sample: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.sample is not None:
+            where.append(f"planet {self.sample}")
+        if self.field is not None:
+            where.append(f"field {self.field}")
+        return f"{', '.join(where)}: {self.message}"
 
 
 class RunError(AstroBioError):

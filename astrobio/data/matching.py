@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from astrobio.data.format import SPLITS
-from astrobio.errors import DataError
+from astrobio.errors import DataError, Problem
 from astrobio.schema import HABITABILITY_CLASSES, TARGETS
 
 CLIMATE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
@@ -51,24 +51,6 @@ JWST_SUFFIXES = ("_x1dints", "_x1d")
 TEMPERATURE_RANGE_K = (20.0, 5000.0)
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
 LABEL_COLUMNS = (*TARGETS, "split")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A file or row reported and left out while building; `file` may end in `:line`."""
-
-    file: str
-    message: str
-    sample: str | None = None
-    field: str | None = None
-
-    def __str__(self) -> str:
-        where = [self.file]
-        if self.sample is not None:
-            where.append(f"planet {self.sample}")
-        if self.field is not None:
-            where.append(f"field {self.field}")
-        return f"{', '.join(where)}: {self.message}"
 
 
 @dataclass

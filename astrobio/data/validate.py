@@ -12,7 +12,6 @@ tokenizer. Dataset level: the card against the manifest.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,24 +46,8 @@ from astrobio.data.format import (
 from astrobio.data.sample import PlanetSample
 from astrobio.data.tokenizer import TOKENIZER_FILE, encode_texts, load_tokenizer
 from astrobio.data.writer import split_summary
-from astrobio.errors import DataError
+from astrobio.errors import DataError, Problem
 from astrobio.schema import MODALITIES, PARAM_NAMES
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    sample: str | None
-    field: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = [self.file]
-        if self.sample is not None:
-            where.append(f"sample {self.sample}")
-        if self.field is not None:
-            where.append(f"field {self.field}")
-        return f"{', '.join(where)}: {self.message}"
 
 
 class _Validator:
@@ -74,7 +57,7 @@ class _Validator:
         self.known_files: set[Path] = {root / CARD_FILE}
 
     def report(self, file, message, sample=None, field=None) -> None:
-        self.problems.append(Problem(str(file), sample, field, message))
+        self.problems.append(Problem(str(file), message, sample, field))
 
     def run(self) -> list[Problem]:
         if not self.root.is_dir():
