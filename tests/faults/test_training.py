@@ -146,12 +146,14 @@ def test_signal_finishes_the_step_saves_and_says_how_to_resume(tmp_path, train_a
             os.kill(os.getpid(), sent)
 
     monkeypatch.setattr(trainer, "_append_jsonl", log_then_signal)
+    # what the caller had, not Python's default: a job started in the background ignores SIGINT
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
     assert train_main(train_args(run)) == 130
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"{sent.name} at step 3" in err
     assert f"python -m astrobio.train --out {run} --resume" in err
     assert checkpoint.load(run / "checkpoint.pt")["step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers
     monkeypatch.undo()
     assert train_main(["--out", str(run), "--resume", "--quiet"]) == 0
     assert _steps(run) == [1, 2, 3, 4]
