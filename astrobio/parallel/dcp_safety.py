@@ -1,6 +1,7 @@
 """Safe loading of `torch.distributed.checkpoint` directories, which torch does not give:
 its `FileSystemReader` unpickles `.metadata` with `pickle.load`, and its `DefaultLoadPlanner`
-reads non-tensor items with `torch.load(weights_only=False)`, so a crafted checkpoint runs code.
+reads non-tensor items by unpickling them in full (weights_only off), so a crafted checkpoint
+runs code.
 
 `check_metadata` unpickles `.metadata` with only DCP's metadata classes allowed, before torch
 reads it; `SafeLoadPlanner` loads each non-tensor item with `weights_only=True` first (the
