@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 MODALITIES = ("climate", "graph", "spectrum", "params", "text")
+# What a catalogue row alone gives a planet (the Exoplanet Archive reader; every real planet of
+# the shipped catalogue): no datacube, metabolic network or spectrum.
+CATALOGUE_MODALITIES = ("params", "text")
 
 # Datacube variables, in channel order.
 CLIMATE_VARIABLES = (

@@ -44,6 +44,7 @@ from astrobio.errors import ConfigError, RunError
 from astrobio.eval.evaluate import flat_metrics, predict, score
 from astrobio.ops import use_backend
 from astrobio.run import RunFiles, read_log, resolve_device
+from astrobio.schema import CATALOGUE_MODALITIES, MODALITIES
 from astrobio.train import checkpoint
 from astrobio.train.layout import Layout, SingleProcess
 from astrobio.train.losses import UncertaintyWeighting, compute_losses, supervised_terms
@@ -117,13 +118,21 @@ def make_train_loader(root: Path, cfg: TrainConfig, batch_size: int, device: tor
                        seed=cfg.seed, drop_last=True, num_replicas=num_replicas, rank=rank)
 
 
-def drop_modalities(batch: MultiModalBatch, modality_dropout: float) -> MultiModalBatch:
-    """`batch` with each present modality hidden with probability `modality_dropout`; a sample
+def drop_modalities(batch: MultiModalBatch, modality_dropout: float,
+                    catalogue_only: float = 0.0) -> MultiModalBatch:
+    """`batch` with each present modality hidden with probability `modality_dropout`, and each
+    sample reduced to its catalogue modalities with probability `catalogue_only`; a sample
     that would lose all of them keeps its own."""
-    if modality_dropout <= 0:
-        return batch
     present = batch.present.bool()
-    kept = present & (torch.rand(present.shape) >= modality_dropout)
+    kept = present
+    if modality_dropout > 0:
+        kept = kept & (torch.rand(present.shape) >= modality_dropout)
+    if catalogue_only > 0:
+        catalogue = torch.tensor([m in CATALOGUE_MODALITIES for m in MODALITIES])
+        as_catalogue = torch.rand(len(present), 1) < catalogue_only
+        kept = torch.where(as_catalogue, present & catalogue, kept)
+    if kept is present:
+        return batch
     return batch.masked(torch.where(kept.any(dim=1, keepdim=True), kept, present))
 
 
@@ -466,7 +475,8 @@ class Trainer:
         positions = 0
         self.step_planets = []
         for micro in range(cfg.grad_accum):
-            batch = drop_modalities(self.transform(next(self.batches)), cfg.modality_dropout)
+            batch = drop_modalities(self.transform(next(self.batches)), cfg.modality_dropout,
+                                    cfg.catalogue_only)
             self.step_planets += batch.planet_ids
             batch = batch.to(self.device, non_blocking=True)
             seq_len = batch.input_ids.shape[1] + self.config.model.prefix_tokens

@@ -13,6 +13,7 @@ from astrobio.config import load_config
 from astrobio.data.batch import MultiModalBatch
 from astrobio.errors import ConfigError
 from astrobio.evaluate import evaluate_run
+from astrobio.schema import MODALITIES
 from astrobio.train import trainer
 from astrobio.train.__main__ import main as train_main
 from astrobio.train.trainer import TrainingDiverged, drop_modalities, train
@@ -30,7 +31,8 @@ def _losses(run_dir):
 def test_cli_trains_checkpoints_and_evaluates(tmp_path, small_dataset, small_overrides, capsys):
     run = tmp_path / "run"
     argv = ["--data", str(small_dataset), "--out", str(run), "--quiet"]
-    for item in small_overrides:
+    # every modality in every logged batch, so each encoder's gradient must be nonzero
+    for item in [*small_overrides, "train.modality_dropout=0", "train.catalogue_only=0"]:
         argv += ["--set", item]
     assert train_main(argv) == 0
     assert "habitable_auroc" in capsys.readouterr().out
@@ -158,6 +160,22 @@ def test_modality_dropout_hides_modalities_but_never_the_last():
     multi = present.sum(dim=1) >= 2
     hidden = (present & ~kept)[multi].sum() / present[multi].sum()
     assert 0.4 < float(hidden) < 0.5  # 0.5, less the rows rescued whole
+
+
+def test_catalogue_only_reduces_a_sample_to_what_a_catalogue_row_gives():
+    @dataclasses.dataclass
+    class Batch:
+        present: torch.Tensor
+        masked = MultiModalBatch.masked
+
+    present = torch.ones(4000, len(MODALITIES), dtype=torch.bool)
+    present[:100, [MODALITIES.index("params"), MODALITIES.index("text")]] = False
+    catalogue = torch.tensor([m in ("params", "text") for m in MODALITIES])
+    kept = drop_modalities(Batch(present), 0.0, 0.3).present
+    assert torch.equal(kept[:100], present[:100])  # nothing of the catalogue's: keeps its own
+    reduced = (kept[100:] == catalogue).all(dim=1)
+    assert torch.equal(kept[100:][~reduced], present[100:][~reduced])
+    assert 0.27 < float(reduced.float().mean()) < 0.33
 
 
 def test_every_layout_has_every_member_of_the_protocol():

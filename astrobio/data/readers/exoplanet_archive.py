@@ -43,7 +43,7 @@ from astrobio.config import DataConfig
 from astrobio.data.description import describe, name_rng
 from astrobio.data.sample import PlanetSample
 from astrobio.errors import DataError
-from astrobio.schema import PARAM_NAMES, PARAM_RANGES
+from astrobio.schema import CATALOGUE_MODALITIES, PARAM_NAMES, PARAM_RANGES
 
 NUMERIC_COLUMNS = (*PARAM_NAMES, "st_logg", "pl_orbper")
 PLAUSIBLE_RANGES = {  # after conversion to the sample's units
@@ -175,7 +175,9 @@ def _row_sample(row: dict[str, str], data_config: DataConfig) -> PlanetSample:
     sample = PlanetSample.blank(name, data_config.climate_shape, data_config.spectrum_bins)
     params = np.array([values[k] for k in PARAM_NAMES], np.float32)
     sample = dataclasses.replace(sample, params=params, text=text)
-    return sample.with_present("params").with_present("text")
+    for modality in CATALOGUE_MODALITIES:
+        sample = sample.with_present(modality)
+    return sample
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
