@@ -275,10 +275,11 @@ def render(results: dict, files: dict[str, str]) -> str:
         f"Against the literature ({agree['n']} planets): the physics status agrees exactly "
         f"for {agree['physics_exact_status_agreement']:.0%} and on in-zone/outside for "
         f"{agree['physics_in_zone_agreement']:.0%}; the model's call (P(habitable) ≥ 0.5) "
-        f"agrees on in-zone/outside for {agree['model_in_zone_agreement']:.0%}. The model was "
-        "trained on synthetic planets that mostly carry all five modalities, so two-modality "
-        "real planets are outside most of what it saw; and the synthetic `habitable` label is "
-        "a temperate rocky surface, not habitable-zone membership.",
+        f"agrees on in-zone/outside for {agree['model_in_zone_agreement']:.0%}. The model saw "
+        f"parameters and text alone, all these planets have, in "
+        f"{setup['config']['train']['catalogue_only']:.0%} of its training samples "
+        "(`train.catalogue_only`); its `habitable` label is a temperate rocky surface, not "
+        "habitable-zone membership.",
         "",
         f"![catalogue]({files['catalogue']})",
         "",
