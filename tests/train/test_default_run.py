@@ -1,8 +1,8 @@
 """The default `python -m astrobio.train` run (the `tiny` preset on the built-in data) against
 what generator 3.0.0's observables support. Measured (2026-12-01, seed 0, 1,000 test planets):
-habitable AUROC 0.957, against a ceiling of 0.966 from all five modalities' latent observables
-(`python -m astrobio.experiments.references`, 100,000 planets). Removing params costs 0.021
-[0.012, 0.030] and text (the thermal-emission thermometer) 0.015 [0.009, 0.021]. The climate
+habitable AUROC 0.953, against a ceiling of 0.966 from all five modalities' latent observables
+(`python -m astrobio.experiments.references`, 100,000 planets). Removing params costs 0.020
+[0.010, 0.030] and text (the thermal-emission thermometer) 0.012 [0.007, 0.018]. The climate
 cube, the graph and the spectrum summarise evidence the other modalities already carry (the
 references without any one of climate, graph, spectrum or params: 0.965-0.966; without text:
 0.943), so removing one of them must only not help."""
