@@ -24,6 +24,7 @@ from astrobio.schema import CLIMATE_VARIABLES
 LOADERS = ("torch", "dali")
 BACKENDS = ("auto", "reference", "triton", "cuda")
 ACTIVATION_CHECKPOINTING = ("none", "full", "selective")
+BASE_QUANTIZATION = ("none", "nf4")
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"
 
 
@@ -171,6 +172,9 @@ class ParallelConfig:
     activation_checkpointing: str = one_of("none", ACTIVATION_CHECKPOINTING)  # per decoder layer
     sequence_parallel: bool = True  # norms and residuals sharded over the sequence under TP
     loss_parallel: bool = True  # the LM cross-entropy over vocabulary-sharded logits
+    # nf4: QLoRA, the frozen base of the LoRA-wrapped projections in 4-bit NormalFloat
+    # (torchao; pip install 'astrobio[qlora]'); needs lora_rank > 0 and tp = 1
+    quantize_base: str = one_of("none", BASE_QUANTIZATION)
 
 
 @dataclass

@@ -9,6 +9,7 @@
     precision.py        the mixed-precision build: bf16 LLM, fp32 trained modules
     dcp.py              sharded checkpoints (torch.distributed.checkpoint), N ranks -> M
     load.py             each rank reads only its shards of a saved LLM
+    qlora.py            QLoRA: the frozen base of the adapted projections in NF4 (torchao)
 
 The layout that trains with these plans is `astrobio.train.distributed.MeshParallelism`; the
 planner that measures them is `astrobio.plan`.

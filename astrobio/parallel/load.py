@@ -34,6 +34,7 @@ from torch.distributed.tensor import DTensor
 from astrobio.errors import ConfigError
 from astrobio.parallel.lora import LoRALinear
 from astrobio.parallel.mesh import local_box
+from astrobio.parallel.qlora import is_nf4, quantize
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -126,12 +127,19 @@ def materialize(module: nn.Module, source, device: torch.device, prefix: str = "
     """Allocate `module` (built on the meta device, then laid out by `parallelize`) on `device`
     and fill every parameter and buffer with its box from `source` (`SafetensorsFiles`,
     `RankZeroModel`), by the unwrapped name `prefix + name`; LoRA adapters are drawn afresh
-    (module docstring)."""
-    module.to_empty(device=device)
+    (module docstring). NF4 placeholders (`qlora.py`) are filled first, one whole weight read
+    and quantized at a time, and the rest allocated around them."""
+    with torch.no_grad():
+        quantized = _fill_nf4(module, source, device, prefix)
+    if quantized:
+        _allocate_meta(module, device)
+    else:
+        module.to_empty(device=device)  # FSDP2 re-registers its sharded parameters after it
     with torch.no_grad():
         for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
             full_name = prefix + unwrapped_name(name)
-            if ".lora_" in name or (_is_rotary(name) and not source.has(full_name)):
+            if (".lora_" in name or is_nf4(tensor)
+                    or (_is_rotary(name) and not source.has(full_name))):
                 continue
             local = _local(tensor)
             local.copy_(source.read(full_name, local_box(tensor), tensor.shape, local.dtype))
@@ -142,6 +150,37 @@ def materialize(module: nn.Module, source, device: torch.device, prefix: str = "
                 fresh = type(sub)(sub.config)  # the rotary tables are not saved: recomputed
                 for key, buffer in sub.named_buffers():
                     buffer.copy_(getattr(fresh, key))
+
+
+def _fill_nf4(module: nn.Module, source, device: torch.device, prefix: str) -> int:
+    """Replace each NF4 placeholder on the meta device by the NF4 tensor of its source weight,
+    read whole in the placeholder's dtype; the full-precision copy is dropped before the next
+    is read. Returns how many. Runs before FSDP (an NF4 base is sharded once quantized)."""
+    count = 0
+    for module_name, sub in module.named_modules():
+        for key, param in sub._parameters.items():
+            if param is None or not is_nf4(param) or not param.is_meta:
+                continue
+            name = prefix + unwrapped_name(f"{module_name}.{key}")
+            whole = source.read(name, tuple(slice(0, n) for n in param.shape), param.shape,
+                                param.dtype).to(device)
+            sub._parameters[key] = nn.Parameter(quantize(whole, param), requires_grad=False)
+            del whole
+            count += 1
+    return count
+
+
+def _allocate_meta(module: nn.Module, device: torch.device) -> None:
+    """`to_empty` of the tensors still on the meta device only (it would empty an NF4 weight
+    already filled); for a module FSDP has not sharded yet."""
+    for sub in module.modules():
+        for store in (sub._parameters, sub._buffers):
+            for key, tensor in store.items():
+                if tensor is None or not tensor.is_meta:
+                    continue
+                empty = torch.empty_like(tensor, device=device)
+                store[key] = (nn.Parameter(empty, requires_grad=tensor.requires_grad)
+                              if isinstance(tensor, nn.Parameter) else empty)
 
 
 def _is_rotary(name: str) -> bool:

@@ -1,7 +1,8 @@
-"""`parallelize`: the whole plan (LoRA / freezing, TP, activation checkpointing, FSDP) applied to
-an unchanged `UnifiedMultiModalSystem`, in torchtitan's order: TP first (it names modules by
-their original paths), then checkpoint wrappers, then FSDP units over whole wrapped layers; a
-model built on the meta device is materialized shard by shard at the end (`load.py`).
+"""`parallelize`: the whole plan (LoRA / freezing, NF4, TP, activation checkpointing, FSDP)
+applied to an unchanged `UnifiedMultiModalSystem`, in torchtitan's order: TP first (it names
+modules by their original paths), then checkpoint wrappers, then FSDP units over whole wrapped
+layers; a model built on the meta device is materialized shard by shard at the end (`load.py`),
+or, with an NF4 base, weight by weight before FSDP (quantizing needs whole weights: `qlora.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from astrobio.config import ParallelConfig
 from astrobio.parallel.checkpointing import apply_activation_checkpointing
 from astrobio.parallel.fsdp import apply_fsdp
 from astrobio.parallel.lora import apply_lora
+from astrobio.parallel.qlora import check_compatible, quantize_base
 from astrobio.parallel.tensor_parallel import apply_tensor_parallel
 
 
@@ -35,14 +37,21 @@ def parallelize(model: nn.Module, mesh: DeviceMesh, parallel: ParallelConfig,
     loss's `UncertaintyWeighting`) are FSDP units too; `low_precision` (default: on CUDA)
     makes FSDP compute in bf16. A model built on the meta device is given memory by
     `materialize(model)` (`load.materialize` with a source) once it is laid out, so that each
-    rank allocates only its shards. Returns `model`."""
+    rank allocates only its shards; with an NF4 base (`qlora.py`) before FSDP, each weight
+    quantized as it is read, so that no rank holds the bf16 base. Returns `model`."""
+    check_compatible(parallel, mesh["tp"].size())
     freeze_llm_base(model, parallel)
+    nf4 = parallel.quantize_base == "nf4"
+    if nf4:
+        quantize_base(model.llm.lm, shards=mesh["dp"].size())
     if mesh["tp"].size() > 1:
         apply_tensor_parallel(model.llm, mesh["tp"], parallel.sequence_parallel,
                               parallel.loss_parallel)
     apply_activation_checkpointing(model.llm.lm.model.layers, parallel.activation_checkpointing)
+    if nf4 and materialize is not None:
+        materialize(model)
     apply_fsdp(model, mesh, list(extra), low_precision)
-    if materialize is not None:
+    if materialize is not None and not nf4:
         materialize(model)
     return model
 

@@ -16,6 +16,7 @@ checkpointing modes and micro-batches, those whose analytic peak fits with the h
 by the modelled time per sample (with the ideal traffic, which the counted traffic meets
 within 10 %: tests/parallel/test_traffic.py), ties (within 1 %) broken toward more memory to
 spare; the pick is then measured like any plan. `--seq` beyond the model's positions is refused.
+`--set parallel.quantize_base=nf4` plans QLoRA (the frozen projections in NF4, TP=1 only).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 
 from astrobio.config import add_config_arguments, load_config
 from astrobio.errors import ConfigError, cli
+from astrobio.parallel.qlora import check_compatible
 from astrobio.plan.measure import Measurement, measure
 from astrobio.plan.memory import (
     CATEGORIES,
@@ -111,14 +113,15 @@ def requested_plan(config, args) -> PlanSpec:
         lora_rank=parallel.lora_rank if args.lora_rank is None else args.lora_rank,
         activation_checkpointing=(args.activation_checkpointing
                                   or parallel.activation_checkpointing),
-        micro_batch=args.micro_batch, seq=args.seq, freeze_llm=parallel.freeze_llm)
+        micro_batch=args.micro_batch, seq=args.seq, freeze_llm=parallel.freeze_llm,
+        quantize_base=parallel.quantize_base)
 
 
-def _tp_degrees(config, gpus: int) -> list[int]:
+def _tp_degrees(config, gpus: int, nf4: bool) -> list[int]:
     llm = config.model.llm
     return [t for t in range(1, gpus + 1) if gpus % t == 0 and llm.num_heads % t == 0
             and llm.num_kv_heads % t == 0 and llm.vocab_size % t == 0
-            and llm.intermediate_size % t == 0]
+            and llm.intermediate_size % t == 0 and not (nf4 and t > 1)]
 
 
 def _ideal_traffic(config, spec: PlanSpec, target: str) -> Traffic:
@@ -132,12 +135,14 @@ def search(config, args) -> PlanSpec | None:
     """The candidate whose analytic peak fits with the headroom and whose modelled time per
     sample is least; among ties (within `TIE`) the one with the most memory to spare."""
     gpu, headroom, hardware = parse_bytes(args.gpu_memory), headroom_of(args), hardware_of(args)
+    nf4 = config.parallel.quantize_base == "nf4"
     candidates = []
     for tp, mode, micro, rank in itertools.product(
-            _tp_degrees(config, args.gpus), AC_COST, SEARCH_MICRO_BATCHES,
-            (0, *SEARCH_RANKS)):
+            _tp_degrees(config, args.gpus, nf4), AC_COST, SEARCH_MICRO_BATCHES,
+            SEARCH_RANKS if nf4 else (0, *SEARCH_RANKS)):
         spec = PlanSpec(tp=tp, dp=args.gpus // tp, lora_rank=rank, activation_checkpointing=mode,
-                        micro_batch=micro, seq=args.seq)
+                        micro_batch=micro, seq=args.seq,
+                        quantize_base=config.parallel.quantize_base)
         peak = analytic(config, spec, args.target).total
         if not headroom.fits(spec, peak, gpu):
             continue
@@ -222,6 +227,7 @@ def main(argv=None) -> int:
     else:
         spec = requested_plan(config, args)
         with_seq(config, spec)
+        check_compatible(spec.parallel_config(), spec.tp)
     measured = None if args.no_measure else measure(config, spec, args.target)
     return 0 if print_report(config, spec, args, measured) else 1
 

@@ -4,11 +4,12 @@ Analytic model (bytes on one rank; `t` = TP, `d` = DP degree, `w = d t` ranks, `
 `s` LLM positions (prefix + text), `h` hidden, `a` heads, `L` layers, `V` vocabulary, `e` bytes
 per activation element: 2 in bf16 on CUDA, 4 in fp32 on the CPU):
 
-    parameters   frozen LLM base: 2 bytes/param in bf16, split by TP (colwise/rowwise
-                 projections, embedding and lm_head / t, norms whole) and, with d > 1, by
-                 FSDP / d; trained parameters: 4 bytes (fp32 master): LoRA adapters as TP
-                 splits them (/ d with d > 1), everything else (encoders, fusion, heads,
-                 projectors) FSDP-sharded over all w ranks
+    parameters   frozen LLM base: 2 bytes/param in bf16 (`qlora.nf4_bytes`, 0.516, for the
+                 LoRA-wrapped projections in NF4; embedding, head and norms stay bf16), split
+                 by TP (colwise/rowwise projections, embedding and lm_head / t, norms whole)
+                 and, with d > 1, by FSDP / d; trained parameters: 4 bytes (fp32 master):
+                 LoRA adapters as TP splits them (/ d with d > 1), everything else
+                 (encoders, fusion, heads, projectors) FSDP-sharded over all w ranks
     gradients    4 bytes per trained parameter, sharded as the parameter
     optimizer    AdamW moments, 8 bytes per trained parameter, sharded as the parameter
                  (4 + 4 + 8 = 16 bytes: the mixed-precision AdamW cost)
@@ -55,6 +56,7 @@ import torch
 from astrobio.config import Config, ParallelConfig
 from astrobio.errors import ConfigError
 from astrobio.parallel.lora import COLWISE, ROWWISE
+from astrobio.parallel.qlora import nf4_bytes
 
 GiB = 1024**3
 CATEGORIES = ("parameters", "gradients", "optimizer", "activations", "temporaries")
@@ -70,6 +72,7 @@ class PlanSpec:
     micro_batch: int = 1
     seq: int | None = None  # text tokens; None = config.data.max_text_tokens
     freeze_llm: bool = False
+    quantize_base: str = "none"  # "nf4": QLoRA
 
     @property
     def world(self) -> int:
@@ -78,12 +81,14 @@ class PlanSpec:
     def parallel_config(self) -> ParallelConfig:
         return ParallelConfig(tp=self.tp, dp=self.dp, lora_rank=self.lora_rank,
                               freeze_llm=self.freeze_llm,
-                              activation_checkpointing=self.activation_checkpointing)
+                              activation_checkpointing=self.activation_checkpointing,
+                              quantize_base=self.quantize_base)
 
     def describe(self) -> str:
         lora = f"LoRA r={self.lora_rank}" if self.lora_rank else (
             "LLM frozen" if self.freeze_llm else "LLM trained in full")
-        return (f"TP={self.tp} DP={self.dp}, {lora}, activation checkpointing "
+        base = ", NF4 base (QLoRA)" if self.quantize_base == "nf4" else ""
+        return (f"TP={self.tp} DP={self.dp}, {lora}{base}, activation checkpointing "
                 f"{self.activation_checkpointing}, micro-batch {self.micro_batch}")
 
 
@@ -178,6 +183,11 @@ def _tp_divisor(name: str, tp: int) -> int:
     return 1
 
 
+def _is_quantized(name: str) -> bool:
+    """A LoRA-wrapped projection's base weight: what QLoRA holds in NF4."""
+    return ".base." in name and name.startswith("llm.lm.")
+
+
 @functools.lru_cache(maxsize=8)
 def _parameters(config_json: str, lora_rank: int, lora_alpha: float, freeze_llm: bool
                 ) -> tuple[dict[str, tuple[tuple[int, ...], bool]], tuple[tuple[str, ...], ...],
@@ -226,12 +236,12 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def parameter_counts(config: Config, spec: PlanSpec) -> dict[str, float]:
-    """Per-rank parameter counts: `frozen` (the LLM base),
+    """Per-rank parameter counts: `frozen` (the LLM base; `frozen_nf4` of it quantized),
     `trained`, the largest trained tensor and the largest FSDP unit gathered (all of its
     parameters, TP-sharded as they are); from the model's structure on the meta device and
     the plan's sharding rules."""
     params, unit_names, n_trained_units = _parameters(*_config_key(config, spec))
-    frozen = trained = largest = 0.0
+    frozen = frozen_nf4 = trained = largest = 0.0
     for name, (shape, is_trained) in params.items():
         count = _numel(shape) / _sharding(name, spec)
         if is_trained:
@@ -239,10 +249,12 @@ def parameter_counts(config: Config, spec: PlanSpec) -> dict[str, float]:
             largest = max(largest, count)
         else:
             frozen += count
+            if spec.quantize_base == "nf4" and _is_quantized(name):
+                frozen_nf4 += count
     units = unit_names if spec.dp > 1 else unit_names[:n_trained_units]
     largest_unit = max(sum(_numel(params[n][0]) / _tp_share(n, spec) for n in unit)
                        for unit in units)
-    return {"frozen": frozen, "trained": trained,
+    return {"frozen": frozen, "frozen_nf4": frozen_nf4, "trained": trained,
             "largest_trained": largest, "largest_unit": largest_unit}
 
 
@@ -263,7 +275,7 @@ def unit_sizes(config: Config, spec: PlanSpec, target: str = "cuda"
     """Per FSDP unit, on one rank: (bytes one all-gather returns, fp32 gradient elements one
     reduce-scatter takes, the ranks it spans, whether it is the root), each parameter padded
     along dim 0 to a multiple of the ranks as FSDP2 pads it. Compute dtype: bf16 for "cuda", fp32
-    for "cpu"."""
+    for "cpu"; an NF4 base is gathered in NF4."""
     params, unit_names, n_trained_units = _parameters(*_config_key(config, spec))
     sizes = []
     for index, unit in enumerate(unit_names):
@@ -277,7 +289,10 @@ def unit_sizes(config: Config, spec: PlanSpec, target: str = "cuda"
             dim0 = shape[0] // _tp_share(name, spec)
             padded = math.ceil(dim0 / ranks) * ranks * _numel(shape[1:])
             element = 4 if target != "cuda" else 2
-            gathered += padded * element
+            if spec.quantize_base == "nf4" and _is_quantized(name):
+                gathered += nf4_bytes(padded, element)
+            else:
+                gathered += padded * element
             reduced += padded if is_trained else 0
         sizes.append((gathered, reduced, ranks, index == n_trained_units - 1))
     return sizes
@@ -309,7 +324,8 @@ def analytic(config: Config, spec: PlanSpec, device_type: str = "cuda",
     backward_temps = (max(logits, layer_full if mode == "full" else 0.0)
                       + e * counts["largest_unit"])
     base_bytes = 2 if cuda else 4
-    frozen_bytes = base_bytes * counts["frozen"]
+    frozen_bytes = (base_bytes * (counts["frozen"] - counts["frozen_nf4"])
+                    + nf4_bytes(counts["frozen_nf4"], base_bytes))
     static = Breakdown(
         parameters=frozen_bytes + TRAINED_BYTES["parameters"] * counts["trained"],
         gradients=TRAINED_BYTES["gradients"] * counts["trained"],

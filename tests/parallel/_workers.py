@@ -240,9 +240,10 @@ def sharded_llm_rank(rank: int, overrides: list[str], lm_dir: str, seed: int,
     return results
 
 
-def set_lora_b(model, seed: int, std: float = 0.1) -> None:
-    """Every LoRA B drawn N(0, std^2) from `seed`, whole, each rank keeping its shard: the same
-    matrices in every process (B = 0 at initialisation would leave A without gradients)."""
+def set_lora_b(model, seed: int, std: float = 0.1, matrix: str = "lora_b") -> None:
+    """Every LoRA B (or `matrix`) drawn N(0, std^2) from `seed`, whole, each rank keeping its
+    shard: the same matrices in every process (B = 0 at initialisation would leave A without
+    gradients)."""
     from astrobio.parallel.lora import LoRALinear
     from astrobio.parallel.mesh import local_box
 
@@ -250,7 +251,7 @@ def set_lora_b(model, seed: int, std: float = 0.1) -> None:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, LoRALinear):
-                weight = module.lora_b.weight
+                weight = getattr(module, matrix).weight
                 whole = torch.randn(weight.shape, generator=generator) * std
                 local = weight.to_local() if hasattr(weight, "to_local") else weight
                 local.copy_(whole[local_box(weight)].to(local.dtype))
@@ -347,3 +348,25 @@ def load_checkpoint_rank(rank: int, overrides: list[str], lm_dir: str, checkpoin
                if p.requires_grad and ("lora_a" in name or "fusion.queries" in name)}
     return {"habitable_logit": out.habitable_logit, "lm_loss": full_tensor(out.lm_loss),
             "moments": moments}
+
+
+def qlora_rank(rank: int, overrides: list[str], lm_dir: str, seed: int, batch_size: int):
+    """Loss and full gradients of one step of this rank's batch share under the plan with an
+    NF4 base, the saved LLM at `lm_dir` read weight by weight into a meta-device build and
+    quantized as read (`load.materialize`), LoRA A and B set from `seed`."""
+    from astrobio.parallel.load import LLM_PREFIX, SafetensorsFiles, materialize
+    from astrobio.parallel.mesh import init_mesh
+    from astrobio.parallel.parallelize import parallelize
+    from astrobio.parallel.precision import build_model
+
+    config = small_config(*overrides, f"model.llm.path={lm_dir}")
+    mesh = init_mesh(config.parallel, timeout=COLLECTIVE_TIMEOUT)
+    torch.manual_seed(seed)
+    model = build_model(config, low_precision=False, load_llm_weights=False)
+    with SafetensorsFiles(lm_dir) as files:
+        parallelize(model, mesh, config.parallel, materialize=(
+            lambda m: materialize(m.llm.lm, files, torch.device("cpu"), prefix=LLM_PREFIX)))
+    set_lora_b(model, seed)
+    set_lora_b(model, seed + 1, matrix="lora_a")
+    dp_rank = mesh["dp"].get_local_rank()
+    return loss_and_grads(model, config, make_batch(seed + 1 + dp_rank, batch_size, config))

@@ -1,0 +1,132 @@
+"""QLoRA: the frozen base in NF4 (torchao) under the LoRA adapters. One process against the
+dequantized base; the load path (one projection in full precision at a time); FSDP2 over 2
+gloo ranks, loaded from safetensors shards, against one process; what is refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+
+import _workers as W
+import pytest
+import torch
+
+from astrobio.config import LLMConfig
+from astrobio.errors import ConfigError
+from astrobio.models.llm import build_llama
+from astrobio.parallel.load import SafetensorsFiles, materialize
+from astrobio.parallel.lora import LoRALinear, apply_lora
+from astrobio.parallel.parallelize import freeze_llm_base
+from astrobio.parallel.precision import build_model
+from astrobio.parallel.qlora import check_compatible, is_nf4, nf4_bytes, quantize_base
+
+pytest.importorskip("torchao")
+pytestmark = pytest.mark.timeout(300)
+
+BATCH = 4
+QLORA = ["parallel.lora_rank=4", "parallel.quantize_base=nf4"]
+
+
+def one_process(config, seed: int, quantize: bool = True, shards: int = 1):
+    """The system as one process builds it (saved LLM read whole), LoRA on it, A and B from
+    `seed` (as `W.qlora_rank` sets them), the adapted projections' base quantized in memory
+    with the second-level blocks of `shards` FSDP shards."""
+    torch.manual_seed(seed)
+    model = build_model(config, low_precision=False)
+    freeze_llm_base(model, config.parallel)
+    W.set_lora_b(model, seed)
+    W.set_lora_b(model, seed + 1, matrix="lora_a")
+    if quantize:
+        quantize_base(model.llm.lm, shards)
+    return model
+
+
+def test_nf4_base_trains_the_adapters_as_its_dequantized_weights_would(test_seed):
+    config = W.small_config(*QLORA)
+    model = one_process(config, test_seed)
+    dequantized = one_process(config, test_seed, quantize=False)
+    count = 0
+    for module, twin in zip(model.modules(), dequantized.modules(), strict=True):
+        if isinstance(module, LoRALinear):
+            weight = module.base.weight
+            assert is_nf4(weight) and not weight.requires_grad
+            # NF4 is lossy: the quantized weight differs from the one it was made from.
+            assert not torch.equal(weight.get_original_weight(), twin.base.weight)
+            twin.base.weight = torch.nn.Parameter(weight.get_original_weight(),
+                                                  requires_grad=False)
+            count += 1
+    assert count == 7 * config.model.llm.num_layers
+    batch = W.make_batch(test_seed, BATCH, config)
+    loss, grads = W.loss_and_grads(model, config, batch)
+    want_loss, want = W.loss_and_grads(dequantized, config, batch)
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    assert set(grads) == set(want)
+    lora = [name for name in want if ".lora_" in name]
+    assert len(lora) == 2 * count and all(want[n].abs().sum() > 0 for n in lora)
+    for name, grad in want.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_nf4_storage_and_what_it_refuses():
+    weight = torch.randn(256, 320, dtype=torch.bfloat16)
+    holder = torch.nn.Module()
+    holder.proj = LoRALinear(torch.nn.Linear(320, 256, bias=False), rank=4, alpha=16.0)
+    holder.proj.base.weight = torch.nn.Parameter(weight, requires_grad=False)
+    quantize_base(holder)
+    nf4 = holder.proj.base.weight
+    inner = {n: getattr(nf4, n) for n in nf4.__tensor_flatten__()[0]}
+    stored = sum(t.numel() * t.element_size() for t in inner.values())
+    # QLoRA's bytes: 4 bits a weight, an int8 scale per 64 weights, a bf16 scale per 256 of
+    # those, and per weight one bf16 mean and the 16-entry bf16 code table.
+    assert stored == weight.numel() // 2 + weight.numel() // 64 + 2 * weight.numel() // 16384 \
+        + 2 + 2 * 16
+    assert stored == pytest.approx(nf4_bytes(weight.numel()) + 34)
+    # Each block of 64 is its absmax times the nearest of 16 NormalFloat levels in [-1, 1],
+    # whose widest gap is 0.3038 (-1 to -0.6962): within half of it, plus the int8 rounding of
+    # the block's scale (Dettmers et al. 2023).
+    blocks = weight.float().reshape(-1, 64)
+    error = (nf4.get_original_weight().float().reshape(-1, 64) - blocks).abs()
+    absmax = blocks.abs().amax(dim=1, keepdim=True)
+    assert bool((error <= 0.16 * absmax + 0.02 * absmax.max()).all())
+
+    with pytest.raises(ConfigError, match="tp=1"):
+        check_compatible(W.small_config(*QLORA, "parallel.tp=2").parallel, tp=2)
+    with pytest.raises(ConfigError, match="lora_rank"):
+        check_compatible(W.small_config("parallel.quantize_base=nf4").parallel, tp=1)
+    with pytest.raises(ConfigError, match="parallel.quantize_base"):
+        W.small_config("parallel.quantize_base=int4")
+    odd = torch.nn.Module()
+    odd.proj = LoRALinear(torch.nn.Linear(64, 3, bias=False), rank=2, alpha=4.0)
+    with pytest.raises(ConfigError, match="2 FSDP shards"):
+        quantize_base(odd, shards=2)
+
+
+def save_in_shards(lm, directory) -> int:
+    """`save_pretrained` in shards of at most 20 kB with their index, as large LLMs are
+    saved; returns how many files."""
+    lm.save_pretrained(directory, max_shard_size="20KB")
+    return len(list(directory.glob("*.safetensors")))
+
+
+@pytest.mark.distributed
+def test_dp2_fsdp_over_an_nf4_base_loaded_from_shards_equals_one_process(tmp_path, test_seed):
+    extra = [*QLORA, "parallel.dp=2", "parallel.activation_checkpointing=full"]
+    torch.manual_seed(test_seed)
+    assert save_in_shards(build_llama(W.small_config().model.llm), tmp_path / "lm") > 2
+    ranks = W.run_ranks(W.qlora_rank, 2, tmp_path / "ranks", extra, str(tmp_path / "lm"),
+                        test_seed, BATCH)
+    config = W.small_config(*extra, f"model.llm.path={tmp_path / 'lm'}")
+    losses, want = [], {}
+    for r in range(2):  # each rank's batch in one process, the gradients averaged
+        model = one_process(config, test_seed, shards=2)
+        loss, grads = W.loss_and_grads(model, config, W.make_batch(test_seed + 1 + r, BATCH,
+                                                                   config))
+        losses.append(loss)
+        for name, grad in grads.items():
+            want[name] = want.get(name, 0) + grad / 2
+    assert any(".lora_a." in name for name in want)
+    for rank_loss, grads in ranks:
+        assert set(grads) == set(want)
+        for name, grad in want.items():
+            torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert (ranks[0][0] + ranks[1][0]) / 2 == pytest.approx(sum(losses) / 2, rel=1e-6)
