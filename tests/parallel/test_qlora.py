@@ -108,6 +108,86 @@ def save_in_shards(lm, directory) -> int:
     return len(list(directory.glob("*.safetensors")))
 
 
+class WatchedFiles(SafetensorsFiles):
+    """The saved LLM's files, counting at each read of a projection how many projections read
+    before it are still alive in full precision (weak references: only what is kept counts)."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.projections: list[weakref.ref] = []
+        self.most_alive_before_a_read = 0
+
+    def read(self, name, box, shape, dtype):
+        tensor = super().read(name, box, shape, dtype)
+        if ".layers." in name and name.endswith("_proj.weight"):
+            alive = sum(ref() is not None for ref in self.projections)
+            self.most_alive_before_a_read = max(self.most_alive_before_a_read, alive)
+            self.projections.append(weakref.ref(tensor))
+        return tensor
+
+
+def _peak_cpu_bytes(fn) -> float:
+    """The peak of the CPU tensors alive while `fn()` runs, above those alive before it."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    tracker = MemTracker()
+    with tracker:
+        fn()
+    return float(tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"])
+
+
+def test_loading_holds_one_projection_in_full_precision_beside_the_nf4_base(tmp_path,
+                                                                           test_seed,
+                                                                           monkeypatch):
+    # torchao finds the nearest code for 2^20 values at a time (its CHUNK_SIZE), 16 distances
+    # each: beside this test's weights of 10^4 values that would dwarf them, beside a 13b
+    # projection (7e7) it is small; 256 values a chunk keeps the 13b proportion here.
+    from torchao.quantization.quantize_.workflows.nf4 import nf4_tensor
+
+    monkeypatch.setattr(nf4_tensor, "CHUNK_SIZE", 256)
+    llm = LLMConfig(hidden_size=64, num_layers=6, num_heads=4, num_kv_heads=2,
+                    intermediate_size=160, vocab_size=64, max_position_embeddings=16,
+                    path=str(tmp_path))
+    torch.manual_seed(test_seed)
+    assert save_in_shards(build_llama(dataclasses.replace(llm, path=None)), tmp_path) > 2
+    lm = build_llama(llm, weights=False)
+    apply_lora(lm, rank=4, alpha=8.0)
+    assert quantize_base(lm) == 7 * llm.num_layers
+    files = WatchedFiles(tmp_path)
+    with files:
+        peak = _peak_cpu_bytes(lambda: materialize(lm, files, torch.device("cpu"),
+                                                   prefix="llm.lm."))
+    assert files.most_alive_before_a_read == 0 and len(files.projections) == 42
+    tensors = [*lm.parameters(), *lm.buffers()]
+    assert not any(t.is_meta for t in tensors)
+    projections = [m.base.weight for m in lm.modules() if isinstance(m, LoRALinear)]
+    assert all(is_nf4(w) for w in projections)
+
+    def nbytes(t):
+        if is_nf4(t):
+            return sum(getattr(t, n).numel() * getattr(t, n).element_size()
+                       for n in t.__tensor_flatten__()[0])
+        return t.numel() * t.element_size()
+
+    loaded = sum(nbytes(t) for t in tensors)
+    # One projection (the largest, an MLP one) read and quantized alone: its full-precision
+    # copy and torchao's temporaries, the most that loading may add to what it keeps.
+    largest = max(projections, key=lambda w: w.numel())
+    one = _peak_cpu_bytes(lambda: quantize_base(_holding(torch.randn(largest.shape))))
+    assert loaded <= peak <= loaded + one
+    # What the bf16-then-quantize load it replaces needed: the whole base in full precision.
+    full_base = sum(w.numel() * 4 for w in projections)
+    assert loaded + one < loaded - sum(nbytes(w) for w in projections) + full_base
+
+
+def _holding(weight: torch.Tensor) -> torch.nn.Module:
+    holder = torch.nn.Module()
+    holder.proj = LoRALinear(torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False),
+                             rank=2, alpha=4.0)
+    holder.proj.base.weight = torch.nn.Parameter(weight, requires_grad=False)
+    return holder
+
+
 @pytest.mark.distributed
 def test_dp2_fsdp_over_an_nf4_base_loaded_from_shards_equals_one_process(tmp_path, test_seed):
     extra = [*QLORA, "parallel.dp=2", "parallel.activation_checkpointing=full"]
@@ -125,7 +205,7 @@ def test_dp2_fsdp_over_an_nf4_base_loaded_from_shards_equals_one_process(tmp_pat
         for name, grad in grads.items():
             want[name] = want.get(name, 0) + grad / 2
     assert any(".lora_a." in name for name in want)
-    for rank_loss, grads in ranks:
+    for _, grads in ranks:
         assert set(grads) == set(want)
         for name, grad in want.items():
             torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
