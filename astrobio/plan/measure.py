@@ -35,6 +35,7 @@ import contextlib
 import copy
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -332,6 +333,10 @@ def run(config: Config, spec: PlanSpec, target: str = "cuda", device_type: str =
     from astrobio.train.losses import compute_losses
 
     started = time.perf_counter()
+    # torchao's NF4 all-gather checks that its output is FSDP's buffer by storage pointers,
+    # which fake storages answer with a deprecation warning; sizes, not pointers, count here.
+    warnings.filterwarnings("ignore", message="Accessing the data pointer of FakeTensor",
+                            category=UserWarning)
     config = with_seq(config, spec)
     device = torch.device(device_type)
     real_batch = synthetic_batch(config, spec.micro_batch, text_tokens(config, spec))

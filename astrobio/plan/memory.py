@@ -25,7 +25,12 @@ per activation element: 2 in bf16 on CUDA, 4 in fp32 on the CPU):
     temporaries  the backward's: the larger of the logits (e + fp32 copy 4 (none in fp32) +
                  fp32 gradient 4 bytes per element of [b, s, V/t]) and, with full
                  recomputation, one layer's activations rebuilt (the logits are gone by
-                 then); plus the largest FSDP unit gathered whole (e bytes/param)
+                 then); plus the largest FSDP unit gathered whole (e bytes/param; an NF4
+                 base gathered in NF4). An NF4 base adds to the layer's term one projection
+                 dequantized, (8 + 3e) bytes per weight: torchao's `get_original_weight`
+                 holds both halves' code indices as int64 (8), their looked-up halves,
+                 scaled halves and the stacked result (3e) until it returns (measured: 14.05
+                 bytes per weight in bf16, 20.08 in fp32)
     peak         parameters, gradients and optimizer state (steady state: the moments exist)
                  plus the larger of the backward's activations + temporaries and the
                  optimizer step's temporary (AdamW one tensor at a time, `foreach=False`:
@@ -237,11 +242,11 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 def parameter_counts(config: Config, spec: PlanSpec) -> dict[str, float]:
     """Per-rank parameter counts: `frozen` (the LLM base; `frozen_nf4` of it quantized),
-    `trained`, the largest trained tensor and the largest FSDP unit gathered (all of its
-    parameters, TP-sharded as they are); from the model's structure on the meta device and
-    the plan's sharding rules."""
+    `trained`, the largest trained tensor, the largest FSDP unit gathered (all of its
+    parameters, TP-sharded as they are) and the largest NF4 weight gathered; from the model's
+    structure on the meta device and the plan's sharding rules."""
     params, unit_names, n_trained_units = _parameters(*_config_key(config, spec))
-    frozen = frozen_nf4 = trained = largest = 0.0
+    frozen = frozen_nf4 = trained = largest = largest_nf4 = 0.0
     for name, (shape, is_trained) in params.items():
         count = _numel(shape) / _sharding(name, spec)
         if is_trained:
@@ -251,11 +256,13 @@ def parameter_counts(config: Config, spec: PlanSpec) -> dict[str, float]:
             frozen += count
             if spec.quantize_base == "nf4" and _is_quantized(name):
                 frozen_nf4 += count
+                largest_nf4 = max(largest_nf4, _numel(shape) / _tp_share(name, spec))
     units = unit_names if spec.dp > 1 else unit_names[:n_trained_units]
     largest_unit = max(sum(_numel(params[n][0]) / _tp_share(n, spec) for n in unit)
                        for unit in units)
     return {"frozen": frozen, "frozen_nf4": frozen_nf4, "trained": trained,
-            "largest_trained": largest, "largest_unit": largest_unit}
+            "largest_trained": largest, "largest_unit": largest_unit,
+            "largest_nf4": largest_nf4}
 
 
 def _tp_share(name: str, spec: PlanSpec) -> int:
@@ -320,9 +327,14 @@ def analytic(config: Config, spec: PlanSpec, device_type: str = "cuda",
     # The loss's logits (e), their fp32 copy (none when e is 4 already) and fp32 gradient are
     # freed before the first layer is recomputed, so the two do not add up.
     logits = s * b * V / t * (e + 4 + (4 if e != 4 else 0))
-    # FSDP gathers one unit at a time (in the compute dtype, bf16 on CUDA) and frees it after.
-    backward_temps = (max(logits, layer_full if mode == "full" else 0.0)
-                      + e * counts["largest_unit"])
+    # FSDP gathers one unit at a time (in the compute dtype, bf16 on CUDA) and frees it after;
+    # an NF4 base is gathered in NF4 and each projection dequantized as it is used.
+    gathered = e * counts["largest_unit"]
+    layer = layer_full if mode == "full" else 0.0
+    if spec.quantize_base == "nf4":
+        gathered = max(g for g, *_ in unit_sizes(config, spec, device_type))
+        layer += (8 + 3 * e) * counts["largest_nf4"]
+    backward_temps = max(logits, layer) + gathered
     base_bytes = 2 if cuda else 4
     frozen_bytes = (base_bytes * (counts["frozen"] - counts["frozen_nf4"])
                     + nf4_bytes(counts["frozen_nf4"], base_bytes))
