@@ -108,12 +108,14 @@ def _tracker():
         def loaded(self) -> Breakdown:
             """The load phase: tensors allocated before MemTracker knew them as parameters;
             what stays is parameters and buffers, the rest of the peak was temporary."""
-            kept = float(sum(snap.get(k, 0) for snap in self._curr_mem_snap.values()
-                             for k in ("Parameter", "Buffer")))
+            kept = float(sum(snap.get(k, 0) for device, snap in self._curr_mem_snap.items()
+                             if device.type != "meta" for k in ("Parameter", "Buffer")))
             return Breakdown(parameters=kept, temporaries=self.phase_peak().total - kept)
 
         def phase_peak(self) -> Breakdown:
-            snaps = list(self._peak_mem_snap.values())
+            # The device's: meta tensors made inside (NF4 placeholders) hold no memory.
+            snaps = [snap for device, snap in self._peak_mem_snap.items()
+                     if device.type != "meta"]
             peak = snaps[0] if snaps else {}
             get = lambda *keys: float(sum(peak.get(k, 0) for k in keys))
             return Breakdown(parameters=get("Parameter", "Buffer"), gradients=get("Gradient"),

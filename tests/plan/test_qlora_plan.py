@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from astrobio.config import load_config
+from astrobio.parallel.qlora import nf4_bytes
 from astrobio.plan.__main__ import main as plan_main
 from astrobio.plan.measure import PHASES, measure
 from astrobio.plan.memory import PlanSpec, analytic, parameter_counts
@@ -47,14 +48,22 @@ def test_fake_nf4_tensors_have_the_real_ones_sizes():
     assert all(type(getattr(fake, n)).__name__ == "FakeTensor" for n, *_ in inner(fake))
 
 
+# `tiny` scaled down further (as tests/parallel does), the LLM's projections a large share.
+SMALL = ["data.climate_levels=4", "data.lat=8", "data.lon=12", "data.spectrum_bins=61",
+         "data.max_text_tokens=12", "data.vocab_size=96", "model.d_model=32",
+         "model.cnn_channels=8,16", "model.gnn_hidden=24", "model.gnn_latent=12",
+         "model.spectral_channels=16", "model.param_hidden=24", "model.fusion_layers=1",
+         "model.fusion_heads=4", "model.llm.hidden_size=64", "model.llm.num_layers=2",
+         "model.llm.num_heads=4", "model.llm.num_kv_heads=2", "model.llm.intermediate_size=128",
+         "model.llm.vocab_size=96", "model.llm.max_position_embeddings=32"]
+
+
 def test_nf4_plan_measured_on_fake_tensors_matches_its_analytic_model():
-    config = load_config("tiny")
-    specs = {q: PlanSpec(tp=1, dp=2, lora_rank=8, activation_checkpointing="full",
-                         micro_batch=2, quantize_base=q) for q in ("none", "nf4")}
+    config = load_config("tiny", overrides=SMALL)
+    specs = {q: PlanSpec(tp=1, dp=2, lora_rank=4, activation_checkpointing="full",
+                         quantize_base=q) for q in ("none", "nf4")}
     got = {q: measure(config, spec, target="cuda") for q, spec in specs.items()}
     want = {q: analytic(config, spec, "cuda") for q, spec in specs.items()}
-    print({q: {p: round(b.total / 1e6, 3) for p, b in m.phases.items()} for q, m in got.items()},
-          {q: w for q, w in want.items()})
     assert list(got["nf4"].phases) == list(PHASES)
     steady = {q: m.phases["optimizer"] for q, m in got.items()}
     saved = steady["none"].parameters - steady["nf4"].parameters
@@ -62,7 +71,11 @@ def test_nf4_plan_measured_on_fake_tensors_matches_its_analytic_model():
     projections = 7 * config.model.llm.num_layers
     assert saved == pytest.approx(want["none"].parameters - want["nf4"].parameters
                                   - 34 * projections, rel=1e-3)
-    assert got["nf4"].phases["load"].parameters == steady["nf4"].parameters
+    # The load quantizes the whole base before FSDP keeps this rank's half: its peak is above
+    # what stays by at least the other half of the NF4 base.
+    load = got["nf4"].phases["load"]
+    assert load.parameters == steady["nf4"].parameters
+    assert load.temporaries >= nf4_bytes(parameter_counts(config, specs["nf4"])["frozen_nf4"])
     assert want["nf4"].total <= got["nf4"].peak.total <= 1.3 * want["nf4"].total
 
 
