@@ -35,8 +35,6 @@ path above never calls (a placeholder is replaced, not emptied). Install:
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 
@@ -68,18 +66,11 @@ def check_compatible(parallel: ParallelConfig, tp: int) -> None:
 
 
 def _to_nf4():
-    # torchao logs a warning for each of its CUDA kernel libraries a CPU-only torch cannot
-    # load (mxfp8, cutlass); NF4 uses none of them.
-    log = logging.getLogger("torchao")
-    level = log.level
-    log.setLevel(logging.ERROR)
     try:
         from torchao.quantization.quantize_.workflows.nf4.nf4_tensor import to_nf4
     except ImportError:
         raise ConfigError("parallel.quantize_base=nf4 needs torchao: pip install "
                           "'astrobio[qlora]'") from None
-    finally:
-        log.setLevel(level)
     return to_nf4
 
 
