@@ -225,22 +225,37 @@ def test_tp2_bf16_loss_and_gradients_within_bf16_tolerance_of_one_process(tmp_pa
     model = build_model(config, low_precision=True)
     freeze_llm_base(model, config.parallel)
     W.set_lora_b(model, test_seed)
+    batch = W.make_batch(test_seed, BATCH, config)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        want_loss, want = W.loss_and_grads(model, config, W.make_batch(test_seed, BATCH, config))
+        want_loss, want = W.loss_and_grads(model, config, batch)
+    # the same weights computed in fp32: what bf16 itself costs on this seed
+    exact_model = build_model(config, low_precision=False)
+    freeze_llm_base(exact_model, config.parallel)
+    exact_model.load_state_dict({k: v.float() for k, v in model.state_dict().items()})
+    _, exact = W.loss_and_grads(exact_model, config, batch)
     groups = {"lora_a": [n for n in want if ".lora_a." in n],
               "lora_b": [n for n in want if ".lora_b." in n],
               "rest": [n for n in want if ".lora_" not in n]}
+
+    def relative_error(got: dict, reference: dict, names: list[str]) -> float:
+        """‖got − reference‖ / ‖reference‖ over the group as one vector."""
+        difference = sum(float((got[n].float() - reference[n].float()).square().sum())
+                         for n in names) ** 0.5
+        norm = sum(float(reference[n].float().square().sum()) for n in names) ** 0.5
+        assert norm > 0, names
+        return difference / norm
+
     for loss, got in ranks:
         assert loss == pytest.approx(want_loss, rel=BF16)
         assert set(got) == set(want)
-        for group, names in groups.items():  # relative error of each group as one vector
-            difference = sum(float((got[n].float() - want[n].float()).square().sum())
-                             for n in names) ** 0.5
-            norm = sum(float(want[n].float().square().sum()) for n in names) ** 0.5
-            print(group, difference / norm)
-            # Both sides are bf16 computations, each within BF16 of the exact value, so
-            # they may differ by twice that (seen: LoRA B at 2.2e-2 for one seed).
-            assert norm > 0 and difference / norm <= 2 * BF16, (group, difference / norm)
+        for group, names in groups.items():
+            # Both sides are bf16 computations of the same exact value, so they may differ by
+            # about twice bf16's own error: the nominal tolerance, or three times what bf16
+            # costs one process against fp32 where that is larger (LoRA A's gradient, a
+            # product through B and the bf16 base, loses the most).
+            limit = max(2 * BF16, 3 * relative_error(want, exact, names))
+            error = relative_error(got, want, names)
+            assert error <= limit, (group, error, limit)
 
 
 @pytest.mark.distributed
