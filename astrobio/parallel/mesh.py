@@ -48,8 +48,10 @@ def resolve_degrees(parallel: ParallelConfig, world_size: int) -> Degrees:
 
 
 def is_distributed_launch() -> bool:
-    """Whether this process was started by torchrun (or another launcher setting WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Whether this process was started by torchrun (or another launcher setting WORLD_SIZE),
+    one process included: `torchrun --nproc_per_node 1` is how one GPU runs the mesh layout
+    (LoRA, QLoRA)."""
+    return "WORLD_SIZE" in os.environ
 
 
 def is_main_rank() -> bool:

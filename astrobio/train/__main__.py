@@ -186,6 +186,8 @@ def main(argv=None) -> int:
         train_size = len(AstroBioDataset(root, "train"))
         config.train.steps = max(1, round(args.epochs * train_size / config.train.batch_size))
         args.data = str(root)
+    if not is_distributed_launch():
+        _check_single_process(config)
     out = Path(args.out or f"runs/{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     run = functools.partial(train, prepare_model=prepare_model)
     if is_distributed_launch():
@@ -201,6 +203,20 @@ def main(argv=None) -> int:
     print_table(results)
     print(f"\nrun directory: {out}  (evaluate: python -m astrobio.evaluate --run {out})")
     return 0
+
+
+def _check_single_process(config) -> None:
+    """A single process trains the whole model in full; the `parallel` settings only the mesh
+    layout applies are refused rather than silently dropped."""
+    parallel = config.parallel
+    wanted = [f"parallel.{key}={value}" for key, value, default in (
+        ("tp", parallel.tp, 1), ("lora_rank", parallel.lora_rank, 0),
+        ("freeze_llm", parallel.freeze_llm, False),
+        ("quantize_base", parallel.quantize_base, "none")) if value != default]
+    if wanted:
+        raise ConfigError(f"{', '.join(wanted)} apply in the distributed layout: launch with "
+                          "torchrun (one GPU: torchrun --nproc_per_node 1 -m astrobio.train "
+                          "...), or set them back for a single process")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh
 
 from astrobio.config import Config
+from astrobio.errors import ConfigError
 from astrobio.parallel import dcp
 from astrobio.parallel.load import LLM_PREFIX, RankZeroModel, SafetensorsFiles, materialize
 from astrobio.parallel.mesh import init_mesh, local_device
@@ -159,6 +160,10 @@ def _continue_from_rank0_generator(device: torch.device) -> None:
 def train_distributed(config: Config, run_dir: str | Path, data_dir: str | Path | None = None,
                       resume: bool = False, progress: bool = True, force: bool = False) -> dict:
     """Train `config` on the ranks torchrun started; returns the test metrics (every rank)."""
+    if config.parallel.quantize_base != "none" and not config.model.llm.path:
+        raise ConfigError(f"parallel.quantize_base={config.parallel.quantize_base} trains on a "
+                          "saved LLM (model.llm.path, --llm-path): its checkpoints reference "
+                          "that base, and a quantized base cannot be written into them")
     owns_group = not dist.is_initialized()
     mesh = init_mesh(config.parallel)
     layout = MeshParallelism(config, mesh)

@@ -575,8 +575,10 @@ class Trainer:
         self.saved_step = self.step
 
     def _state_finite(self) -> bool:
-        """Whether every parameter, buffer and optimizer state is finite on every rank."""
-        tensors = list(self.model.state_dict().values())
+        """Whether every trained parameter, buffer and optimizer state is finite on every rank
+        (a frozen weight never changes; an NF4 base has no elementwise ops to check it with)."""
+        tensors = [p for p in self.model.parameters() if p.requires_grad]
+        tensors += list(self.model.buffers())
         if self.uncertainty is not None:
             tensors += list(self.uncertainty.state_dict().values())
         tensors += [t for state in self.optimizer.state.values() for t in state.values()

@@ -49,6 +49,8 @@ def _error_line(capsys) -> str:
     (["--set", "loss.habitable=-1"], "loss.habitable"),
     (["--set", "model.d_model=0"], "model.d_model"),
     (["--force"], "--force"),
+    (["--set", "parallel.lora_rank=4"], "parallel.lora_rank=4"),  # a single process ignored it
+    (["--set", "parallel.freeze_llm=true"], "parallel.freeze_llm=True"),
 ])
 def test_user_mistakes_are_one_named_line_before_anything_runs(tmp_path, train_args, capsys,
                                                                flags, named):

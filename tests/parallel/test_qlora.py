@@ -5,13 +5,16 @@ gloo ranks, loaded from safetensors shards, against one process; what is refused
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import weakref
 
 import _workers as W
 import pytest
 import torch
 
-from astrobio.config import LLMConfig
+from astrobio.config import LLMConfig, load_config
 from astrobio.errors import ConfigError
 from astrobio.models.llm import build_llama
 from astrobio.parallel.load import SafetensorsFiles, materialize
@@ -210,3 +213,34 @@ def test_dp2_fsdp_over_an_nf4_base_loaded_from_shards_equals_one_process(tmp_pat
         for name, grad in want.items():
             torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
     assert (ranks[0][0] + ranks[1][0]) / 2 == pytest.approx(sum(losses) / 2, rel=1e-6)
+
+
+@pytest.mark.distributed
+def test_one_gpu_trains_qlora_under_torchrun_with_one_process(tmp_path):
+    """`torchrun --nproc_per_node 1` takes the mesh layout, so one GPU trains QLoRA: an NF4
+    base read from a saved LLM trains, checkpoints (the base referenced, not written; a
+    checkpoint's finiteness check skips the frozen NF4 weights) and is evaluated."""
+    small = ["data.n_samples=48", "data.shard_size=16", "data.vocab_size=300",
+             "data.max_text_tokens=48", "model.d_model=16", "model.cnn_channels=4,8",
+             "model.gnn_hidden=16", "model.gnn_latent=8", "model.spectral_channels=8",
+             "model.param_hidden=16", "model.fusion_layers=1", "model.fusion_heads=2",
+             "model.llm.hidden_size=64", "model.llm.num_layers=1", "model.llm.num_heads=2",
+             "model.llm.num_kv_heads=2", "model.llm.intermediate_size=128",
+             "model.llm.vocab_size=300", "model.llm.max_position_embeddings=64",
+             "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=3",
+             "train.eval_every=3", *QLORA]
+    torch.manual_seed(0)
+    build_llama(load_config("tiny", overrides=small).model.llm).save_pretrained(tmp_path / "lm")
+    env = {**os.environ, "WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(W.free_port())}
+    argv = [sys.executable, "-m", "astrobio.train", "--out", str(tmp_path / "run"), "--data",
+            str(tmp_path / "data"), "--quiet", "--steps", "3", "--llm-path",
+            str(tmp_path / "lm"), *(arg for item in small for arg in ("--set", item))]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "habitable_auroc" in done.stdout
+    assert (tmp_path / "run" / "checkpoint-dcp" / "base.json").exists()
+    without_base = [a for a in argv if a not in ("--llm-path", str(tmp_path / "lm"))]
+    refused = subprocess.run(without_base, env={**env, "MASTER_PORT": str(W.free_port())},
+                             capture_output=True, text=True, timeout=280)
+    assert refused.returncode == 2 and "model.llm.path" in refused.stderr, refused.stderr[-2000:]
